@@ -1,0 +1,67 @@
+"""Atomic file writes: a temporary file in the same folder, fsync, then rename.
+
+A reader (or a run killed mid-write) therefore sees either the old file or the new one,
+never a half-written one. Concurrent writers of *different* files never collide because
+each temporary name is unique.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> None:
+    """Call ``write(fileobj)`` on a temporary file, then rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Rewrite a whole JSON-lines file atomically (used to truncate on resume)."""
+    write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def append_jsonl(path: str | os.PathLike, row: dict) -> None:
+    """Append one JSON line atomically: the file is rewritten through a rename.
+
+    Metrics files are small (one line per epoch), so rewriting is cheap and guarantees a
+    kill never leaves a truncated last line.
+    """
+    rows = read_jsonl(path) if Path(path).exists() else []
+    rows.append(row)
+    write_jsonl(path, rows)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,413 @@
+"""Typed, validated run configuration.
+
+A run config is a tree of dataclasses (data, model, method, optim, train, eval, seed)
+loaded from YAML with ``yaml.safe_load`` and ``--set key=value`` overrides. Everything is
+validated before anything runs: unknown keys (with a "did you mean"), wrong types and
+out-of-range values raise :class:`ConfigError`, whose message is one line naming the key
+and what is allowed. Command-line entry points turn it into exit status 2.
+
+The method block is flat in YAML (``method: {name: moca, weight: 100, tau: 0.1}``): ``name``
+and ``weight`` (λ in the paper's loss, Eq. 5) are common to all regularizers, the remaining
+keys are validated against the registered regularizer's own ``Config`` dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.registry import suggest
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; ``str(err)`` is one line naming key and allowed values."""
+
+    def __init__(self, key: str, message: str, source: str | None = None):
+        self.key, self.message, self.source = key, message, source
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        return f"{prefix}{self.key}: {self.message}" if self.key else f"{prefix}{self.message}"
+
+    def with_source(self, source: str) -> "ConfigError":
+        return ConfigError(self.key, self.message, source)
+
+
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise a ConfigError for ``key`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(key, f"got {value!r}; allowed: {allowed}")
+
+
+def require_choice(value: Any, key: str, choices: list[str]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            key, f"got {value!r}{suggest(value, choices)}; allowed: {', '.join(choices)}"
+        )
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, where it lives, and how much of it to use."""
+
+    name: str = "mnist"
+    root: str = "data"  # where datasets are looked for (and downloaded to, if download)
+    download: bool = False
+    image_size: int | None = None  # resize target; None = the dataset's native size
+    train_limit: int | None = None  # use only the first N training items (CPU-scale runs)
+    test_limit: int | None = None
+    num_points: int = 1000  # synthetic: number of points (paper: 1000)
+    input_dim: int = 100  # synthetic: dimension of the points (paper: 100)
+
+    def check(self, p: str) -> None:
+        from harness.datasets import DATASETS
+
+        require_choice(self.name, f"{p}.name", DATASETS.names())
+        for key in ("image_size", "train_limit", "test_limit"):
+            v = getattr(self, key)
+            require(v is None or v >= 1, f"{p}.{key}", v, "null or an integer >= 1")
+        require(self.num_points >= 2, f"{p}.num_points", self.num_points, "an integer >= 2")
+        require(self.input_dim >= 1, f"{p}.input_dim", self.input_dim, "an integer >= 1")
+
+
+@dataclass
+class ModelConfig:
+    """Autoencoder architecture and prior (the prior fixes the latent geometry)."""
+
+    arch: str = "small_conv"
+    latent_dim: int = 64
+    prior: str = "sphere"
+    hidden: list[int] = field(default_factory=lambda: [128, 128])  # mlp encoder widths
+    decoder_hidden: list[int] | None = None  # mlp decoder widths; None mirrors `hidden`
+    width: int = 32  # base channel count of the convolutional architectures
+
+    def check(self, p: str) -> None:
+        from harness.archs import ARCHS
+        from harness.priors import PRIORS
+
+        require_choice(self.arch, f"{p}.arch", ARCHS.names())
+        require_choice(self.prior, f"{p}.prior", PRIORS.names())
+        require(self.latent_dim >= 1, f"{p}.latent_dim", self.latent_dim, "an integer >= 1")
+        require(self.width >= 1, f"{p}.width", self.width, "an integer >= 1")
+        for key in ("hidden", "decoder_hidden"):
+            v = getattr(self, key)
+            require(v is None or all(w >= 1 for w in v), f"{p}.{key}", v, "a list of integers >= 1")
+
+
+@dataclass
+class MethodConfig:
+    """The latent regularizer: its registered name, λ, and its own hyper-parameters."""
+
+    name: str = "moca"
+    weight: float = 1.0  # λ, the regularization coefficient of Eq. 5
+    params: Any = None  # an instance of the regularizer's Config dataclass
+
+    def check(self, p: str) -> None:
+        require(self.weight >= 0 and math.isfinite(self.weight), f"{p}.weight", self.weight, "a finite number >= 0")
+        if self.params is not None and hasattr(self.params, "check"):
+            self.params.check(p)
+
+    def to_dict(self) -> dict:
+        params = dataclasses.asdict(self.params) if self.params is not None else {}
+        return {"name": self.name, "weight": self.weight, **params}
+
+
+@dataclass
+class OptimConfig:
+    """Adam with the paper's step decay (lr times `lr_decay_factor` every N epochs)."""
+
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    lr_decay_every: int | None = None  # epochs between decays; None = constant lr
+    lr_decay_factor: float = 0.5  # the paper halves the learning rate
+    lr_decay_until: int | None = None  # stop decaying after this epoch (CelebA-HQ: 400)
+
+    def check(self, p: str) -> None:
+        require(self.lr > 0, f"{p}.lr", self.lr, "a number > 0")
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{p}.betas", self.betas, "two numbers in [0, 1)")
+        require(self.weight_decay >= 0, f"{p}.weight_decay", self.weight_decay, "a number >= 0")
+        require(self.lr_decay_every is None or self.lr_decay_every >= 1, f"{p}.lr_decay_every", self.lr_decay_every, "null or an integer >= 1")
+        require(0 < self.lr_decay_factor <= 1, f"{p}.lr_decay_factor", self.lr_decay_factor, "a number in (0, 1]")
+        require(self.lr_decay_until is None or self.lr_decay_until >= 1, f"{p}.lr_decay_until", self.lr_decay_until, "null or an integer >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """Length of training, batch size, device, and the synthetic task's switch."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    latent_only: bool = False  # drop the reconstruction term (the paper's synthetic task)
+    device: str = "auto"  # auto | cpu | cuda
+    num_threads: int | None = None  # torch intra-op threads; None = torch's default
+    progress: str = "auto"  # auto (a bar only on a terminal) | on | off
+
+    def check(self, p: str) -> None:
+        require(self.epochs >= 1, f"{p}.epochs", self.epochs, "an integer >= 1")
+        require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
+        require_choice(self.device, f"{p}.device", ["auto", "cpu", "cuda"])
+        require(self.num_threads is None or self.num_threads >= 1, f"{p}.num_threads", self.num_threads, "null or an integer >= 1")
+        require_choice(self.progress, f"{p}.progress", ["auto", "on", "off"])
+
+
+@dataclass
+class EvalConfig:
+    """Which evaluation metrics run, and how often (every N epochs and after the last)."""
+
+    every: int = 1  # epochs between evaluations; 0 = only after the last epoch
+    metrics: list[str] = field(default_factory=list)
+    num_samples: int = 1000  # samples / encoded items used by the metrics
+    seed: int = 1234  # fixes projections and prior samples across epochs (comparable curves)
+    projections: int = 128  # sliced-Wasserstein projections of the latent metrics
+
+    def check(self, p: str) -> None:
+        from harness.evaluators import EVALUATORS
+
+        require(self.every >= 0, f"{p}.every", self.every, "an integer >= 0")
+        for i, m in enumerate(self.metrics):
+            require_choice(m, f"{p}.metrics[{i}]", EVALUATORS.names())
+        require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
+        require(self.projections >= 1, f"{p}.projections", self.projections, "an integer >= 1")
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0  # the master seed: every other seed derives from it
+
+    def check(self, p: str = "") -> None:
+        require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, MethodConfig):
+                out[f.name] = value.to_dict()
+            elif dataclasses.is_dataclass(value):
+                out[f.name] = dataclasses.asdict(value)
+            else:
+                out[f.name] = value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return f"a list of {_type_name(inner)}"
+    return {int: "integer", float: "number", bool: "true/false", str: "string"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (ints are accepted for floats)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                pass
+        raise ConfigError(key, f"got {value!r}; allowed: {_type_name(tp)}")
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"got {value!r}; allowed: {_type_name(tp)}")
+        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Any:
+        return value
+    raise ConfigError(key, f"got {value!r}; allowed: {_type_name(tp)}")
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, strictly: unknown keys and bad types raise."""
+    where = prefix or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(prefix, f"expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    for key in data:
+        if key not in names:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(full, f"unknown key{suggest(key, names)}; allowed in {where}: {', '.join(names)}")
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        full = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, data[name], full)
+        else:
+            kwargs[name] = _coerce(data[name], tp, full)
+    obj = cls(**kwargs)
+    return obj
+
+
+def _method_from_dict(data: Any) -> MethodConfig:
+    from methods import REGULARIZERS
+
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("method", f"expected a mapping of keys, got {data!r}")
+    data = dict(data)
+    name = data.pop("name", MethodConfig.name)
+    require_choice(name, "method.name", REGULARIZERS.names())
+    common = {k: data.pop(k) for k in ("weight",) if k in data}
+    base = from_dict(MethodConfig, {"name": name, **common}, "method")
+    params_cls = REGULARIZERS.get(name).Config
+    base.params = from_dict(params_cls, data, "method")
+    return base
+
+
+def _check_tree(obj: Any, prefix: str) -> None:
+    if hasattr(obj, "check"):
+        obj.check(prefix)
+    if isinstance(obj, MethodConfig):
+        return
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            _check_tree(v, f"{prefix}.{f.name}" if prefix else f.name)
+
+
+def config_from_dict(data: Any) -> RunConfig:
+    """Build and validate a RunConfig from a plain mapping (e.g. parsed YAML)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"a run config must be a mapping of sections, got {type(data).__name__}")
+    data = dict(data)
+    method = _method_from_dict(data.pop("method", None))
+    cfg = from_dict(RunConfig, data)
+    cfg.method = method
+    _check_tree(cfg, "")
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value``; the value is parsed as YAML (so 1e-3, true, [1, 2] work)."""
+    if "=" not in text:
+        raise ConfigError(text, "an override must look like key=value (e.g. method.tau=0.2)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(text, "an override must look like key=value (e.g. method.tau=0.2)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _looks_like_float(value):
+        value = float(value)  # YAML 1.1 reads "1e-3" as a string
+    return key.split("."), value
+
+
+def _looks_like_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return s.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
+
+
+def set_path(tree: dict, path: list[str], value: Any, label: str | None = None) -> None:
+    """Set ``tree[a][b][c] = value`` creating intermediate mappings."""
+    node = tree
+    for i, part in enumerate(path[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(label or ".".join(path), f"'{'.'.join(path[: i + 1])}' is not a section")
+        node = nxt
+    node[path[-1]] = value
+
+
+def apply_overrides(tree: dict, overrides: list[str] | None) -> dict:
+    tree = json.loads(json.dumps(tree)) if tree else {}
+    for text in overrides or []:
+        path, value = parse_override(text)
+        set_path(tree, path, value, label=".".join(path))
+    return tree
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", f"no such config file: {path}", None)
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        line = f" (line {e.problem_mark.line + 1})" if getattr(e, "problem_mark", None) else ""
+        raise ConfigError("", f"not valid YAML{line}", str(path)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML run config, apply ``key=value`` overrides, validate; errors name the file."""
+    source = str(path) if path else "<defaults>"
+    try:
+        tree = read_yaml(path) if path else {}
+        if tree is None:
+            tree = {}
+        if not isinstance(tree, dict):
+            raise ConfigError("", "a run config must be a mapping of sections")
+        return config_from_dict(apply_overrides(tree, overrides))
+    except ConfigError as e:
+        raise e.with_source(e.source or source) from None
+
+
+def config_fingerprint(cfg: RunConfig) -> str:
+    """A stable content hash of a resolved config (the run id of the sweep engine)."""
+    import hashlib
+
+    blob = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,12 @@
+"""Datasets, one module each, registered by name (``data.name``).
+
+A loader is called as ``loader(data_cfg, seed)`` and returns a :class:`DataBundle` with the
+train and test splits held as tensors in memory (images as uint8 N×C×H×W, vectors as float32
+N×D), so the training loop indexes tensors and does no per-item Python work.
+"""
+
+from __future__ import annotations
+
+from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, load_dataset
+
+__all__ = ["DATASETS", "DataBundle", "DatasetMissing", "load_dataset"]

@@ -1,0 +1,32 @@
+"""The evaluator interface and registry."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.registry import Registry
+
+EVALUATORS: Registry = Registry("metric", package="harness.evaluators")
+
+
+class Evaluator:
+    """Computes one group of metrics on a trained-so-far model."""
+
+    def __init__(self, cfg, data, prior, device: torch.device):
+        self.cfg, self.data, self.prior, self.device = cfg, data, prior, device
+
+    def __call__(self, model, epoch: int) -> dict[str, float]:
+        raise NotImplementedError  # abstract: every registered evaluator implements it
+
+    def encode(self, model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """Latents (on the prior's support) of the items ``x``, in batches, no gradients."""
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = self.data.to_float(x[i : i + batch_size]).to(self.device)
+                out.append(self.prior.project(model.encoder(xb)).cpu())
+        return torch.cat(out)
+
+
+def build_evaluators(cfg, data, prior, device) -> list[Evaluator]:
+    return [EVALUATORS.get(name)(cfg, data, prior, device) for name in cfg.eval.metrics]

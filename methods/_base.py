@@ -1,0 +1,95 @@
+"""The plug-in interface between the common trainer and a latent regularizer.
+
+The trainer computes, per batch, ``z = prior.project(encoder(x))`` and the loss
+``reconstruction + weight * regularizer.loss(z, x)`` (paper Eq. 5 with λ = weight), steps
+its optimiser, then calls ``regularizer.after_step(z.detach(), x)``. A regularizer may own
+state (MoCA's momentum encoder and queue), parameters and optimisers of its own (WAE-GAN's
+discriminator), and a random generator; all of it is saved in checkpoints through
+:meth:`Regularizer.checkpoint_state`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from harness.priors import Prior
+from harness.registry import Registry
+
+REGULARIZERS: Registry[type["Regularizer"]] = Registry("method", package="methods")
+
+
+@dataclass
+class NoParams:
+    """Hyper-parameters of a regularizer that has none besides λ."""
+
+    def check(self, prefix: str) -> None:
+        pass
+
+
+@dataclass
+class RegularizerContext:
+    """What a regularizer may know about the run it belongs to.
+
+    ``encoder`` is the live encoder (not to be registered as a submodule: the trainer owns
+    its parameters); ``project`` maps raw encoder outputs to latents (the prior's
+    projection); ``generator`` is this regularizer's own random stream, derived from the
+    master seed; ``total_steps`` is T, the total number of optimiser steps of the run.
+    """
+
+    encoder: nn.Module
+    project: Callable[[torch.Tensor], torch.Tensor]
+    prior: Prior
+    latent_dim: int
+    total_steps: int
+    generator: torch.Generator
+    device: torch.device
+
+
+class Regularizer(nn.Module):
+    """Base class of latent regularizers. Subclasses set ``Config`` and implement ``loss``."""
+
+    Config: type = NoParams
+
+    def __init__(self, config, ctx: RegularizerContext):
+        super().__init__()
+        self.config = config
+        # stored in a tuple so nn.Module does not register the live encoder as a submodule
+        self._ctx = (ctx,)
+        self.logs: dict[str, float] = {}  # extra scalars of the last step, logged per epoch
+
+    @property
+    def ctx(self) -> RegularizerContext:
+        return self._ctx[0]
+
+    def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The regularizer's value on a batch of latents ``z`` (computed from inputs ``x``)."""
+        raise NotImplementedError  # abstract: every registered regularizer implements it
+
+    def after_step(self, z: torch.Tensor, x: torch.Tensor, step: int) -> None:
+        """Called after each optimiser step of the autoencoder (``step`` counts from 0)."""
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Optimisers the regularizer owns (their state is checkpointed)."""
+        return []
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "module": self.state_dict(),
+            "generator": self.ctx.generator.get_state(),
+            "optimizers": [o.state_dict() for o in self.optimizers()],
+        }
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.load_state_dict(state["module"])
+        self.ctx.generator.set_state(state["generator"])
+        for opt, s in zip(self.optimizers(), state["optimizers"], strict=True):
+            opt.load_state_dict(s)
+
+    def sample_prior(self, n: int) -> torch.Tensor:
+        """``n`` prior samples from this regularizer's own random stream."""
+        g = self.ctx.generator
+        return self.ctx.prior.sample(n, generator=g, device=g.device).to(self.ctx.device)
