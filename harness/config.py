@@ -164,6 +164,52 @@ class TrainConfig:
 
 
 @dataclass
+class FIDConfig:
+    """FID / KID through pytorch-fid's Inception network (see harness/metrics/fid.py)."""
+
+    num_samples: int = 10000  # N generated samples and N reference images (paper: 10,000)
+    split: str = "test"  # reference split (the paper uses the test set)
+    weights: str | None = None  # local pt_inception-2015-12-05-6726825d.pth; None = pytorch-fid's download
+    cache_dir: str = "results/.cache/fid"  # reference statistics, shared by every run
+    batch_size: int = 200
+    kid_subsets: int = 100  # KID: number of subsets (unbiased polynomial-kernel MMD)
+    kid_subset_size: int = 1000
+
+    def check(self, p: str) -> None:
+        require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
+        require_choice(self.split, f"{p}.split", ["train", "test"])
+        require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
+        require(self.kid_subsets >= 1, f"{p}.kid_subsets", self.kid_subsets, "an integer >= 1")
+        require(self.kid_subset_size >= 2, f"{p}.kid_subset_size", self.kid_subset_size, "an integer >= 2")
+
+
+@dataclass
+class ImageSWDConfig:
+    """Image-space sliced Wasserstein distance of Laplacian-pyramid patches (Fig. 2 right)."""
+
+    mode: str = "pggan"  # pggan (Karras et al. 2018 reference) | swd_pytorch (the paper's package)
+    num_images: int = 1000  # images per set (SWD depends on it)
+    split: str = "test"
+
+    def check(self, p: str) -> None:
+        require_choice(self.mode, f"{p}.mode", ["pggan", "swd_pytorch"])
+        require(self.num_images >= 2, f"{p}.num_images", self.num_images, "an integer >= 2")
+        require_choice(self.split, f"{p}.split", ["train", "test"])
+
+
+@dataclass
+class ArtifactsConfig:
+    """Image grids, interpolations and t-SNE written into the run folder."""
+
+    at_end: bool = True  # after the last epoch
+    every_eval: bool = False  # also at every evaluation
+    tsne_points: int = 2000  # test latents shown in the t-SNE map (labelled datasets)
+
+    def check(self, p: str) -> None:
+        require(self.tsne_points >= 10, f"{p}.tsne_points", self.tsne_points, "an integer >= 10")
+
+
+@dataclass
 class EvalConfig:
     """Which evaluation metrics run, and how often (every N epochs and after the last)."""
 
@@ -172,6 +218,9 @@ class EvalConfig:
     num_samples: int = 1000  # samples / encoded items used by the metrics
     seed: int = 1234  # fixes projections and prior samples across epochs (comparable curves)
     projections: int = 128  # sliced-Wasserstein projections of the latent metrics
+    fid: FIDConfig = field(default_factory=FIDConfig)
+    swd: ImageSWDConfig = field(default_factory=ImageSWDConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
     def check(self, p: str) -> None:
         from harness.evaluators import EVALUATORS

@@ -12,10 +12,12 @@ EVALUATORS: Registry = Registry("metric", package="harness.evaluators")
 class Evaluator:
     """Computes one group of metrics on a trained-so-far model."""
 
-    def __init__(self, cfg, data, prior, device: torch.device):
+    def __init__(self, cfg, data, prior, device: torch.device, run_dir=None):
         self.cfg, self.data, self.prior, self.device = cfg, data, prior, device
+        self.run_dir = run_dir  # where artifacts (images, plots) go; None = do not write
 
-    def __call__(self, model, epoch: int) -> dict[str, float]:
+    def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
+        """Metrics of ``model`` after ``epoch`` epochs (``final``: after the last one)."""
         raise NotImplementedError  # abstract: every registered evaluator implements it
 
     def encode(self, model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
@@ -28,5 +30,5 @@ class Evaluator:
         return torch.cat(out)
 
 
-def build_evaluators(cfg, data, prior, device) -> list[Evaluator]:
-    return [EVALUATORS.get(name)(cfg, data, prior, device) for name in cfg.eval.metrics]
+def build_evaluators(cfg, data, prior, device, run_dir=None) -> list[Evaluator]:
+    return [EVALUATORS.get(name)(cfg, data, prior, device, run_dir) for name in cfg.eval.metrics]
