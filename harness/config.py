@@ -245,7 +245,10 @@ class RunConfig:
     seed: int = 0  # the master seed: every other seed derives from it
 
     def check(self, p: str = "") -> None:
+        from methods import REGULARIZERS
+
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        REGULARIZERS.get(self.method.name).check_run(self)
 
     def to_dict(self) -> dict:
         out = {}
@@ -358,7 +361,7 @@ def _method_from_dict(data: Any) -> MethodConfig:
 
 
 def _check_tree(obj: Any, prefix: str) -> None:
-    if hasattr(obj, "check"):
+    if hasattr(obj, "check") and not isinstance(obj, RunConfig):
         obj.check(prefix)
     if isinstance(obj, MethodConfig):
         return
@@ -379,6 +382,7 @@ def config_from_dict(data: Any) -> RunConfig:
     cfg = from_dict(RunConfig, data)
     cfg.method = method
     _check_tree(cfg, "")
+    cfg.check()  # cross-section checks run last, when every section is valid
     return cfg
 
 

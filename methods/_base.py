@@ -61,6 +61,14 @@ class Regularizer(nn.Module):
         self._ctx = (ctx,)
         self.logs: dict[str, float] = {}  # extra scalars of the last step, logged per epoch
 
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        """Validate the whole run config for this method (e.g. the prior it needs).
+
+        Called during config validation, before anything runs; raise
+        ``harness.config.ConfigError`` naming the offending key.
+        """
+
     @property
     def ctx(self) -> RegularizerContext:
         return self._ctx[0]

@@ -1,0 +1,1 @@
+"""Pure metric functions (FID/KID, image SWD, latent diagnostics, reconstruction error)."""

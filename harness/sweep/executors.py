@@ -1,0 +1,208 @@
+"""Executors: how the runs of a sweep are started (docs/sweeps.md "Executors").
+
+* ``local``: one worker process per run, at most N at a time, on this machine (no daemon).
+  Processes come from a ``forkserver`` that has already imported torch and the harness, so a
+  run starts in milliseconds, and each run is its own process: a crash or a SIGKILL ends that
+  run only (a ``ProcessPoolExecutor`` would break as a whole when one worker dies).
+* ``slurm``: submitit job arrays, one task per run, with the resources of the sweep's
+  ``slurm:`` block; arrays larger than the cluster's ``MaxArraySize`` are split.
+* ``debug``: submitit's ``DebugExecutor``, every run in this process one after the other
+  (a failing run opens the debugger, which is the point of it).
+
+Every executor runs :class:`harness.sweep.jobs.RunJob` / :func:`~harness.sweep.jobs.run_in_folder`
+on a run folder and reports each finished run through ``on_done(run, state, note)``, where
+``state`` is read back from the folder.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness.atomic import write_json
+from harness.sweep.spec import RunSpec, SlurmConfig
+from harness.sweep.state import LOG, SUBMITIT_DIR, SUBMITTED, read_submitted, run_state, slurm_active_jobs
+
+EXECUTORS = ["local", "slurm", "debug"]
+OnDone = Callable[["Launch", str, str], None]
+
+
+@dataclass
+class Launch:
+    """A run to start and its folder."""
+
+    run: RunSpec
+    folder: Path
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """One worker per two cores: a CPU run of this harness keeps about two threads busy."""
+    return max(1, available_cpus() // 2)
+
+
+# ---------------------------------------------------------------------------- local
+
+
+class LocalExecutor:
+    """At most ``workers`` runs at once, each in its own process with ``cpus // workers`` threads."""
+
+    def __init__(self, workers: int, poll_s: float = 1.0):
+        self.workers = workers
+        self.threads = max(1, available_cpus() // workers)
+        self.poll_s = poll_s
+
+    def run(self, launches: list[Launch], on_done: OnDone) -> None:
+        from harness.sweep.jobs import local_main
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["harness.sweep.jobs", "harness.train"])
+        queue = list(reversed(launches))
+        active: dict[int, tuple[multiprocessing.Process, Launch]] = {}
+        try:
+            while queue or active:
+                while queue and len(active) < self.workers:
+                    launch = queue.pop()
+                    proc = ctx.Process(target=local_main, name=f"run-{launch.run.id}",
+                                       args=(str(launch.folder), self.threads, str(launch.folder / LOG)))
+                    proc.start()
+                    active[proc.sentinel] = (proc, launch)
+                for sentinel in multiprocessing.connection.wait(list(active), timeout=self.poll_s):
+                    proc, launch = active.pop(sentinel)
+                    proc.join()
+                    note = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else ""
+                    on_done(launch, run_state(launch.folder), note)
+        except KeyboardInterrupt:
+            # the runs got the same SIGINT (same process group); give them a moment, then stop them
+            deadline = time.monotonic() + 10
+            for proc, _ in active.values():
+                proc.join(max(0.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(5)
+            raise
+
+
+# ---------------------------------------------------------------------------- slurm
+
+# SlurmConfig.extra keys that submitit names itself; the others go through additional_parameters
+_SUBMITIT_NAMED = {"account", "qos", "constraint", "exclude", "nodelist", "comment", "mail_type",
+                   "mail_user", "gres", "wckey"}
+
+
+def slurm_parameters(cfg: SlurmConfig, job_name: str) -> dict:
+    """Keyword arguments of ``submitit.SlurmExecutor.update_parameters`` for one array task
+    per run: one node, one task, ``cpus_per_task`` CPUs."""
+    params: dict = {
+        "job_name": job_name, "time": cfg.time, "nodes": 1, "ntasks_per_node": 1,
+        "cpus_per_task": cfg.cpus_per_task, "array_parallelism": cfg.array_parallelism,
+        "signal_delay_s": cfg.signal_delay_s,
+    }
+    if cfg.partition:
+        params["partition"] = cfg.partition
+    if cfg.gpus_per_node:
+        params["gpus_per_node"] = cfg.gpus_per_node
+    if cfg.mem_gb is not None:
+        mem = cfg.mem_gb
+        params["mem"] = f"{int(mem)}GB" if mem == int(mem) else f"{int(mem * 1024)}MB"
+    additional = {}
+    for key, value in cfg.extra.items():
+        if key in _SUBMITIT_NAMED:
+            params[key] = str(value)
+        else:
+            additional[key] = str(value)
+    if additional:
+        params["additional_parameters"] = additional
+    return params
+
+
+def max_array_size(default: int = 1001) -> int:
+    """The cluster's ``MaxArraySize`` (array indices must stay below it), from scontrol."""
+    if shutil.which("scontrol") is None:
+        return default
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return default
+    match = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
+    return int(match.group(1)) if match and int(match.group(1)) > 0 else default
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SlurmExecutor:
+    """Submits one job array per chunk of at most ``MaxArraySize`` runs (submitit ``map_array``)."""
+
+    def __init__(self, cfg: SlurmConfig, sweep_name: str, sweep_folder: Path, wait: bool, poll_s: float = 10.0):
+        self.cfg, self.sweep_name, self.sweep_folder = cfg, sweep_name, sweep_folder
+        self.wait, self.poll_s = wait, poll_s
+
+    def submit(self, launches: list[Launch]) -> list:
+        import submitit
+
+        from harness.sweep.jobs import RunJob
+
+        folder = self.sweep_folder / SUBMITIT_DIR
+        executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=self.cfg.max_requeues)
+        executor.update_parameters(**slurm_parameters(self.cfg, self.sweep_name))
+        jobs = []
+        for chunk in chunks(launches, max_array_size()):
+            jobs += executor.map_array(RunJob(), [str(launch.folder.resolve()) for launch in chunk])
+        submitted = read_submitted(self.sweep_folder)
+        submitted.update({launch.run.id: job.job_id for launch, job in zip(launches, jobs)})
+        write_json(folder / SUBMITTED, submitted)
+        return jobs
+
+    def run(self, launches: list[Launch], on_done: OnDone) -> list:
+        jobs = self.submit(launches)
+        if not self.wait:
+            return jobs
+        waiting = {job.job_id: (launch, job) for launch, job in zip(launches, jobs)}
+        while waiting:
+            time.sleep(self.poll_s)
+            active = slurm_active_jobs()
+            if active is None:
+                raise RuntimeError("squeue is not available: cannot follow the submitted jobs "
+                                   "(they keep running; check later with --status)")
+            for job_id in [j for j in waiting if j not in active]:
+                launch, job = waiting.pop(job_id)
+                on_done(launch, run_state(launch.folder), f"log: {job.paths.stderr}")
+        return jobs
+
+
+# ---------------------------------------------------------------------------- debug
+
+
+class DebugExecutor:
+    """All runs in this process, in order, through submitit's DebugExecutor."""
+
+    def __init__(self, sweep_folder: Path):
+        self.sweep_folder = sweep_folder
+
+    def run(self, launches: list[Launch], on_done: OnDone) -> None:
+        import submitit
+
+        from harness.sweep.jobs import RunJob
+
+        executor = submitit.AutoExecutor(folder=self.sweep_folder / SUBMITIT_DIR / "debug", cluster="debug")
+        jobs = executor.map_array(RunJob(), [str(launch.folder) for launch in launches])
+        for launch, job in zip(launches, jobs):
+            job.result()
+            on_done(launch, run_state(launch.folder), "")

@@ -1,0 +1,450 @@
+"""Sweep files: parsing, grid expansion and validation (syntax in docs/sweeps.md).
+
+A sweep file (``yaml.safe_load``) names a base run config and the axes to vary::
+
+    name: tau_lambda
+    base_config: ../configs/synthetic_moca.yaml   # or  base: {inline run config}
+    grid:                                          # cartesian product, one axis per key
+      method.tau: [0.05, 0.1]
+      seed: [0, 1, 2]
+    paired:                                        # keys that vary together (zipped)
+      - {method.name: [moca, mmd], method.weight: [100, 10]}
+    cases:                                         # one axis whose points are partial configs
+      - {model.latent_dim: 64}
+      - {model.latent_dim: 128, optim.lr: 3.0e-4}
+    per_method:                                    # applied to runs of that method only
+      moca: {method.queue_size: 1000}
+      mmd: {method.kernel: imq}
+    slurm: {partition: gpu, time: 120, gpus_per_node: 1}
+
+Runs are the product of all axes. Each run's config is built in this order, later layers
+winning: the base (with ``--set`` overrides), then ``per_method[<its method.name>]``, then its
+axis values. Every run is validated with :func:`harness.config.config_from_dict` before
+anything is written; the first error becomes one :class:`SweepError` line naming the sweep
+file, the section that supplied the offending key, the key, and what is allowed, e.g.
+``sweeps/x.yaml: grid method.tau: got -1.0; allowed: a number > 0``.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config import (
+    ConfigError,
+    MethodConfig,
+    RunConfig,
+    config_from_dict,
+    from_dict,
+    parse_override,
+    read_yaml,
+    require,
+    require_choice,
+    set_path,
+)
+from harness.registry import suggest
+from harness.sweep.identity import SWEEP_NAME_ALLOWED, PathEscape, inside, run_id, run_name, valid_sweep_name
+
+TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "slurm"]
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+KEY_ALLOWED = "a dotted config key such as method.tau"
+# sbatch options a sweep may add besides the named ones; values end up in `#SBATCH --k=v`
+# lines, so they are restricted to characters that cannot start a new line or a command
+SLURM_EXTRA = ["account", "qos", "constraint", "exclude", "nodelist", "reservation", "comment",
+               "mail_type", "mail_user", "gres", "licenses", "wckey"]
+SLURM_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\[\]-]{1,200}$")
+SLURM_SAFE_ALLOWED = "1-200 characters from letters, digits and _ . , : = @ % + / [ ] -"
+
+
+class SweepError(ValueError):
+    """A bad sweep file or command line; ``str(err)`` is one line (the CLI exits with 2)."""
+
+
+def _error(file: str, section: str, key: str, message: str) -> SweepError:
+    where = " ".join(x for x in (section, key) if x)
+    return SweepError(f"{file}: {where}: {message}" if where else f"{file}: {message}")
+
+
+# ---------------------------------------------------------------------------- slurm block
+
+
+@dataclass
+class SlurmConfig:
+    """Resources of each array task of the slurm executor (one task = one run)."""
+
+    partition: str | None = None
+    time: int = 60  # minutes per job; a run that needs longer is requeued and resumes
+    gpus_per_node: int = 0
+    cpus_per_task: int = 2  # also the run's torch thread count
+    mem_gb: float | None = None  # None = the partition's default
+    array_parallelism: int = 32  # array tasks running at once (per submitted array)
+    max_requeues: int = 3  # requeues after a timeout (preemptions requeue without limit)
+    signal_delay_s: int = 120  # USR2 this long before the time limit, to checkpoint and requeue
+    extra: dict = field(default_factory=dict)  # allow-listed sbatch options (SLURM_EXTRA)
+
+    def check(self, p: str = "slurm") -> None:
+        if self.partition is not None:
+            require(bool(SLURM_SAFE_VALUE.match(self.partition)), f"{p}.partition", self.partition, SLURM_SAFE_ALLOWED)
+        require(self.time >= 1, f"{p}.time", self.time, "an integer >= 1 (minutes)")
+        require(self.gpus_per_node >= 0, f"{p}.gpus_per_node", self.gpus_per_node, "an integer >= 0")
+        require(self.cpus_per_task >= 1, f"{p}.cpus_per_task", self.cpus_per_task, "an integer >= 1")
+        require(self.mem_gb is None or self.mem_gb > 0, f"{p}.mem_gb", self.mem_gb, "null or a number > 0")
+        require(self.array_parallelism >= 1, f"{p}.array_parallelism", self.array_parallelism, "an integer >= 1")
+        require(self.max_requeues >= 0, f"{p}.max_requeues", self.max_requeues, "an integer >= 0")
+        require(0 <= self.signal_delay_s < self.time * 60, f"{p}.signal_delay_s", self.signal_delay_s,
+                "an integer >= 0 and below the time limit in seconds")
+        for key, value in self.extra.items():
+            require_choice(key, f"{p}.extra.{key}", SLURM_EXTRA)
+            ok = isinstance(value, (str, int)) and not isinstance(value, bool) and SLURM_SAFE_VALUE.match(str(value))
+            require(bool(ok), f"{p}.extra.{key}", value, SLURM_SAFE_ALLOWED)
+
+
+def parse_slurm(data: Any, sets: list[tuple[list[str], Any]]) -> SlurmConfig:
+    """Build the slurm block from the sweep file's mapping and ``--set slurm.k=v`` overrides."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("slurm", f"expected a mapping of keys, got {data!r}")
+    data = copy.deepcopy(data)
+    for path, value in sets:
+        set_path(data, path, value, label=".".join(["slurm", *path]))
+    extra = data.pop("extra", None) or {}
+    if not isinstance(extra, dict):
+        raise ConfigError("slurm.extra", f"got {extra!r}; allowed: a mapping of sbatch options ({', '.join(SLURM_EXTRA)})")
+    cfg = from_dict(SlurmConfig, data, "slurm")
+    cfg.extra = dict(extra)
+    cfg.check()
+    return cfg
+
+
+# ---------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class RunSpec:
+    """One expanded run: its id, readable name, validated config and varied values."""
+
+    id: str
+    name: str
+    config: RunConfig
+    varied: dict[str, Any]
+
+
+@dataclass
+class Sweep:
+    name: str
+    file: str
+    description: str
+    runs: list[RunSpec]
+    name_keys: list[str]  # the axis keys (they make up run names)
+    varied_keys: list[str]  # axis keys, then per_method keys (the columns of runs.csv)
+    slurm: SlurmConfig
+
+
+@dataclass
+class _Axis:
+    """One factor of the product: a list of points (key -> value), each with its section."""
+
+    points: list[dict[str, Any]]
+    sections: list[str]
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value} if prefix else {}
+
+
+def _get(tree: Any, key: str) -> tuple[bool, Any]:
+    node = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding pyproject.toml or .git (else ``start``)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+class _Parser:
+    """Turns one sweep document into a :class:`Sweep`, raising :class:`SweepError`."""
+
+    def __init__(self, path: Path, sets: list[str]):
+        self.path = path
+        self.file = str(path)
+        self.sets = sets
+
+    def err(self, section: str, key: str, message: str) -> SweepError:
+        return _error(self.file, section, key, message)
+
+    def from_config_error(self, e: ConfigError, section: str) -> SweepError:
+        return self.err(section, e.key, e.message)
+
+    # ------------------------------------------------------------------ top level
+
+    def parse(self) -> Sweep:
+        try:
+            doc = read_yaml(self.path)
+        except ConfigError as e:
+            raise SweepError(f"{self.file}: {e.message}") from None
+        if not isinstance(doc, dict):
+            raise self.err("", "", "a sweep file must be a mapping with name, base or base_config, and grid")
+        for key in doc:
+            if key not in TOP_KEYS:
+                raise self.err("", str(key), f"unknown key{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
+        name = doc.get("name")
+        if not valid_sweep_name(name):
+            raise self.err("", "name", f"got {name!r}; allowed: {SWEEP_NAME_ALLOWED}")
+        description = doc.get("description") or ""
+        if not isinstance(description, str):
+            raise self.err("", "description", f"got {description!r}; allowed: a string")
+
+        base_sets, slurm_sets = self.parse_sets()
+        base, base_section = self.load_base(doc)
+        base_sources = {k: base_section for k in _flatten(base, "")}
+        for path, value in base_sets:
+            key = ".".join(path)
+            try:
+                set_path(base, path, value, label=key)
+            except ConfigError as e:
+                raise self.from_config_error(e, "--set") from None
+            base_sources = {k: s for k, s in base_sources.items() if not _overlaps(k, key)}
+            base_sources.update({k: "--set" for k in _flatten(value, key)})
+
+        axes, name_keys, axis_keys = self.parse_axes(doc)
+        per_method, pm_keys = self.parse_per_method(doc.get("per_method"))
+        for path, _ in base_sets:
+            key = ".".join(path)
+            for other, section in [*axis_keys.items(), *pm_keys.items()]:
+                if _overlaps(key, other):
+                    raise self.err("--set", key, f"also set by {section} {other} (which wins); "
+                                   f"allowed: keys the sweep file does not set per run")
+        try:
+            slurm = parse_slurm(doc.get("slurm"), slurm_sets)
+        except ConfigError as e:
+            section = "--set" if any(e.key == ".".join(["slurm", *p]) for p, _ in slurm_sets) else ""
+            raise self.from_config_error(e, section) from None
+
+        varied_keys = name_keys + [k for k in pm_keys if k not in name_keys]
+        runs = self.expand(base, base_sources, axes, per_method, name_keys, varied_keys)
+        return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm)
+
+    def parse_sets(self) -> tuple[list, list]:
+        base_sets, slurm_sets = [], []
+        for text in self.sets:
+            try:
+                path, value = parse_override(text)
+            except ConfigError as e:
+                raise self.err("--set", "", e.message + f" (got {text!r})") from None
+            if not all(path) or not KEY_RE.match(".".join(path)):
+                raise self.err("--set", ".".join(path), f"not a config key; allowed: {KEY_ALLOWED} or slurm.<key>")
+            if path[0] == "slurm":
+                if len(path) < 2:
+                    raise self.err("--set", "slurm", "allowed: slurm.<key>=<value>")
+                slurm_sets.append((path[1:], value))
+            else:
+                base_sets.append((path, value))
+        return base_sets, slurm_sets
+
+    def load_base(self, doc: dict) -> tuple[dict, str]:
+        if "base" in doc and "base_config" in doc:
+            raise self.err("", "base_config", "given together with base; allowed: one of base, base_config")
+        if "base_config" in doc:
+            rel = doc["base_config"]
+            if not isinstance(rel, str) or not rel:
+                raise self.err("", "base_config", f"got {rel!r}; allowed: a path relative to the sweep file")
+            root = project_root(self.path.parent)
+            target = self.path.parent / rel
+            try:
+                inside(root, target)
+            except PathEscape:
+                raise self.err("", "base_config", f"got {rel!r}; allowed: a file inside the project ({root})") from None
+            try:
+                tree = read_yaml(target)
+            except ConfigError as e:
+                raise self.err("", "base_config", f"{rel}: {e.message}") from None
+            section = "base_config"
+        else:
+            tree, section = doc.get("base"), "base"
+        if tree is None:
+            tree = {}
+        if not isinstance(tree, dict):
+            raise self.err("", section, f"got {type(tree).__name__}; allowed: a mapping of run config sections")
+        return copy.deepcopy(tree), section
+
+    def check_key(self, section: str, key: Any) -> str:
+        if not isinstance(key, str) or not KEY_RE.match(key):
+            raise self.err(section, str(key), f"not a config key; allowed: {KEY_ALLOWED}")
+        return key
+
+    # ------------------------------------------------------------------ axes
+
+    def parse_axes(self, doc: dict) -> tuple[list[_Axis], list[str], dict[str, str]]:
+        axes: list[_Axis] = []
+        keys: dict[str, str] = {}  # axis key -> section that varies it
+
+        def claim(section: str, key: str) -> None:
+            for other, where in keys.items():
+                if _overlaps(key, other) and where != section:
+                    raise self.err(section, key, f"also varied by {where} {other}; allowed: each key in one axis")
+            keys.setdefault(key, section)
+
+        def values_of(section: str, key: str, values: Any) -> list:
+            if not isinstance(values, list) or not values:
+                raise self.err(section, key, f"got {values!r}; allowed: a non-empty list of values")
+            return values
+
+        grid = doc.get("grid")
+        if grid is not None and not isinstance(grid, dict):
+            raise self.err("grid", "", f"got {grid!r}; allowed: a mapping of config keys to lists of values")
+        for key, values in (grid or {}).items():
+            key = self.check_key("grid", key)
+            claim("grid", key)
+            values = values_of("grid", key, values)
+            axes.append(_Axis([{key: v} for v in values], ["grid"] * len(values)))
+
+        paired = doc.get("paired")
+        if paired is not None and not isinstance(paired, list):
+            raise self.err("paired", "", f"got {paired!r}; allowed: a list of mappings of keys to equal-length lists")
+        for i, group in enumerate(paired or []):
+            section = f"paired[{i}]"
+            if not isinstance(group, dict) or not group:
+                raise self.err(section, "", f"got {group!r}; allowed: a mapping of keys to equal-length lists")
+            lengths = {}
+            for key, values in group.items():
+                key = self.check_key(section, key)
+                claim(section, key)
+                lengths[key] = len(values_of(section, key, values))
+            if len(set(lengths.values())) > 1:
+                sizes = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+                raise self.err(section, "", f"lists of different lengths ({sizes}); allowed: equal lengths")
+            n = next(iter(lengths.values()))
+            axes.append(_Axis([{k: group[k][j] for k in group} for j in range(n)], [section] * n))
+
+        cases = doc.get("cases")
+        if cases is not None:
+            if not isinstance(cases, list) or not cases:
+                raise self.err("cases", "", f"got {cases!r}; allowed: a non-empty list of mappings of keys to values")
+            for j, case in enumerate(cases):
+                if case is None:
+                    case = cases[j] = {}
+                if not isinstance(case, dict):
+                    raise self.err(f"cases[{j}]", "", f"got {case!r}; allowed: a mapping of keys to values")
+                for key in case:
+                    claim("cases", self.check_key(f"cases[{j}]", key))
+            axes.append(_Axis([dict(c) for c in cases], [f"cases[{j}]" for j in range(len(cases))]))
+
+        if not axes:
+            raise self.err("grid", "", "empty; allowed: at least one key with a non-empty list of values "
+                           "(in grid, paired or cases)")
+        return axes, list(keys), keys
+
+    def parse_per_method(self, data: Any) -> tuple[dict[str, dict], dict[str, str]]:
+        from methods import REGULARIZERS
+
+        if data is None:
+            return {}, {}
+        if not isinstance(data, dict):
+            raise self.err("per_method", "", f"got {data!r}; allowed: a mapping of method names to overrides")
+        names = REGULARIZERS.names()
+        out: dict[str, dict] = {}
+        keys: dict[str, str] = {}
+        for method, overrides in data.items():
+            section = f"per_method.{method}"
+            if method not in names:
+                raise self.err("per_method", str(method), f"unknown method{suggest(method, names)}; allowed: {', '.join(names)}")
+            overrides = overrides or {}
+            if not isinstance(overrides, dict):
+                raise self.err(section, "", f"got {overrides!r}; allowed: a mapping of config keys to values")
+            for key in overrides:
+                self.check_key(section, key)
+                if _overlaps(key, "method.name"):
+                    raise self.err(section, key, "the method is chosen by the key of per_method; "
+                                   "allowed: keys other than method.name")
+                keys.setdefault(key, section)
+            out[method] = dict(overrides)
+        return out, keys
+
+    # ------------------------------------------------------------------ expansion
+
+    def expand(self, base: dict, base_sources: dict[str, str], axes: list[_Axis],
+               per_method: dict[str, dict], name_keys: list[str], varied_keys: list[str]) -> list[RunSpec]:
+        runs: list[RunSpec] = []
+        seen: dict[str, str] = {}
+        for combo in itertools.product(*(range(len(a.points)) for a in axes)):
+            point: dict[str, Any] = {}
+            point_sections: dict[str, str] = {}
+            for axis, i in zip(axes, combo):
+                point.update(axis.points[i])
+                point_sections.update({k: axis.sections[i] for k in axis.points[i]})
+            tree = copy.deepcopy(base)
+            sources = dict(base_sources)
+            self.apply(tree, sources, point, point_sections)
+            method = tree.get("method")
+            method_name = method.get("name", MethodConfig.name) if isinstance(method, dict) else None
+            if isinstance(method_name, str) and method_name in per_method:
+                pm = per_method[method_name]
+                self.apply(tree, sources, pm, {k: f"per_method.{method_name}" for k in pm})
+                self.apply(tree, sources, point, point_sections)  # the run's own values win
+            try:
+                cfg = config_from_dict(tree)
+            except ConfigError as e:
+                section = self.section_of(e.key, sources) or f"run {run_name(point, name_keys)}"
+                raise self.from_config_error(e, section) from None
+            resolved = cfg.to_dict()
+            varied = {}
+            for key in varied_keys:
+                found, value = _get(resolved, key)
+                if found:
+                    varied[key] = value
+            rid = run_id(cfg)
+            name = run_name(varied, name_keys)
+            if rid in seen:
+                raise self.err("grid", "", f"runs '{seen[rid]}' and '{name}' have the same config (id {rid}); "
+                               "allowed: every run once")
+            seen[rid] = name
+            runs.append(RunSpec(rid, name, cfg, varied))
+        return runs
+
+    def apply(self, tree: dict, sources: dict[str, str], values: dict[str, Any], sections: dict[str, str]) -> None:
+        for key, value in values.items():
+            try:
+                set_path(tree, key.split("."), copy.deepcopy(value), label=key)
+            except ConfigError as e:
+                raise self.from_config_error(e, sections[key]) from None
+            for k in [k for k in sources if _overlaps(k, key)]:
+                del sources[k]
+            sources.update({k: sections[key] for k in _flatten(value, key)} or {key: sections[key]})
+
+    @staticmethod
+    def section_of(error_key: str, sources: dict[str, str]) -> str | None:
+        """The section that supplied ``error_key`` (or its nearest enclosing key)."""
+        parts = re.sub(r"\[\d+\]", "", error_key or "").split(".")
+        for n in range(len(parts), 0, -1):
+            section = sources.get(".".join(parts[:n]))
+            if section:
+                return section
+        return None
+
+
+def load_sweep(path: str | Path, sets: list[str] | None = None) -> Sweep:
+    """Parse, expand and validate a sweep file; raise :class:`SweepError` (one line) if bad."""
+    return _Parser(Path(path), list(sets or [])).parse()

@@ -1,0 +1,187 @@
+"""The state of each run, read from its folder (results on disk are the API, docs/design.md).
+
+The trainer writes ``status.json`` with ``state`` = running | done | diverged | failed and the
+``host`` and ``pid`` of the process (plus ``slurm_job_id`` / ``slurm_array_job_id`` /
+``slurm_array_task_id`` under SLURM). The sweep engine derives one of
+
+    pending      never started (no status.json)
+    queued       submitted to SLURM and waiting (or waiting to be requeued)
+    running      status "running" and its process is alive
+    interrupted  status "running" but its process is gone (killed, node lost): resumable
+    done, diverged, failed   as the trainer wrote them
+
+A process is alive when ``host`` is this machine and ``pid`` names a live, non-zombie
+process that started no later than the status was last written (so a recycled pid is not
+mistaken for the run), or, on another machine, when its SLURM job is still in ``squeue``.
+A ``running`` status from another machine without SLURM ids cannot be checked and is
+taken as running.
+
+This module imports no torch, so ``--status`` and ``harness.collect`` stay light.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+# the files of a run folder (docs/design.md "A run folder"; written by harness.train)
+CONFIG, STATUS, METRICS, CHECKPOINT, LOG, LOCK = (
+    "config.json", "status.json", "metrics.jsonl", "checkpoint.pt", "train.log", ".lock")
+SUBMITIT_DIR, SUBMITTED, MANIFEST = ".submitit", "jobs.json", "sweep.json"
+
+PENDING, QUEUED, RUNNING, INTERRUPTED = "pending", "queued", "running", "interrupted"
+DONE, DIVERGED, FAILED = "done", "diverged", "failed"
+STATES = [DONE, DIVERGED, FAILED, INTERRUPTED, RUNNING, QUEUED, PENDING]  # summary order
+FINAL = (DONE, DIVERGED)  # never rerun (docs/sweeps.md "Skip and resume")
+PID_SLACK_S = 5.0  # clock granularity allowed between a process start and its status write
+
+
+def read_json_file(path: Path) -> Any:
+    """The parsed JSON at ``path``, or None when it is absent or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_status(run_dir: Path) -> dict | None:
+    status = read_json_file(Path(run_dir) / STATUS)
+    return status if isinstance(status, dict) else None
+
+
+# ---------------------------------------------------------------------------- liveness
+
+
+def _epoch(iso: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp()
+    except ValueError:
+        return None
+
+
+def _process_start(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time as a Unix time) of ``pid`` from /proc, or None if absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_alive(pid: int, written_at: str | None = None) -> bool:
+    """Whether ``pid`` on this machine is a live process that could have written the status."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if Path("/proc/self/stat").exists():
+        info = _process_start(pid)
+        if info is None or info[0] in ("Z", "X"):
+            return False
+        written = _epoch(written_at)
+        return written is None or info[1] <= written + PID_SLACK_S
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status_job_id(status: dict) -> str | None:
+    """The SLURM job id of the process that wrote ``status``, in submitit's form (``123_4``)."""
+    if status.get("slurm_array_job_id") and status.get("slurm_array_task_id") is not None:
+        return f"{status['slurm_array_job_id']}_{status['slurm_array_task_id']}"
+    job = status.get("slurm_job_id")
+    return str(job) if job else None
+
+
+def slurm_active_jobs() -> set[str] | None:
+    """Ids (``123`` or ``123_4``) of this user's jobs in ``squeue``; None without SLURM."""
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def process_alive(status: dict, active_jobs: set[str] | None) -> bool | None:
+    """True / False when the writer of a ``running`` status can be checked, else None."""
+    if status.get("host") == socket.gethostname() and "pid" in status:
+        return pid_alive(status["pid"], status.get("updated_at"))
+    job = status_job_id(status)
+    if job and active_jobs is not None:
+        return job in active_jobs
+    return None
+
+
+# ---------------------------------------------------------------------------- states
+
+
+def run_state(run_dir: Path, active_jobs: set[str] | None = None, submitted_job: str | None = None,
+              status: dict | None = None) -> str:
+    """The derived state of one run folder (see the module docstring)."""
+    status = status if status is not None else read_status(run_dir)
+    state = status.get("state") if status else None
+    if state in FINAL:
+        return state
+    queued = bool(submitted_job and active_jobs is not None and submitted_job in active_jobs)
+    if state == RUNNING:
+        alive = process_alive(status, active_jobs)
+        if alive is None or alive:
+            return RUNNING
+        return QUEUED if queued else INTERRUPTED
+    if queued:
+        return QUEUED
+    return FAILED if state == FAILED else PENDING
+
+
+def read_submitted(sweep_folder: Path) -> dict[str, str]:
+    """run id -> SLURM job id of the latest submission of each run (``.submitit/jobs.json``)."""
+    data = read_json_file(sweep_folder / SUBMITIT_DIR / SUBMITTED)
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def sweep_states(sweep_folder: Path, run_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
+    """run id -> (state, status.json or None) for the runs of one sweep folder."""
+    statuses = {rid: read_status(sweep_folder / rid) for rid in run_ids}
+    submitted = read_submitted(sweep_folder)
+    needs_queue = bool(submitted) or any(
+        s and s.get("state") == RUNNING and s.get("host") != socket.gethostname() and status_job_id(s)
+        for s in statuses.values())
+    active = slurm_active_jobs() if needs_queue else None
+    return {rid: (run_state(sweep_folder / rid, active, submitted.get(rid), statuses[rid]), statuses[rid])
+            for rid in run_ids}
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on a run folder while training it; yields False when another
+    process holds it (the same run launched twice), so the second launch does nothing.
+    The kernel drops the lock when the holder dies, however it dies."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -1,0 +1,122 @@
+"""``moca``: the Momentum Contrastive Autoencoder regularizer (the paper's Eq. 6, Algorithm 1).
+
+For a batch x_1..x_B with latents q_i = f_θ(x_i) on the unit sphere (gradients flow), keys
+k_i = f_θ'(x_i) from the momentum encoder (no gradients) and a queue u_1..u_K of the keys of
+the K most recent training inputs, the loss is the InfoNCE
+
+    L_con = −(1/B) Σ_i log( e^{q_i·k_i/τ} / ( e^{q_i·k_i/τ} + Σ_j e^{q_i·u_j/τ} ) ).
+
+After each optimiser step the momentum encoder follows θ' ← m_t θ' + (1 − m_t) θ with the
+BYOL cosine schedule m_t = 1 − (1 − m)(cos(π t / T) + 1) / 2 (m_0 = m, m_T = 1), then the
+batch's keys are enqueued and the oldest dropped (NOTES.md "The method").
+
+Choices (documented assumptions):
+* The queue is initialised with uniform-sphere samples (prior draws), so the negative term
+  is meaningful from the first step; any K ≥ 1 works, writes wrap around the ring buffer
+  when K is not a multiple of B, and a batch larger than K keeps only its last K keys.
+* The key encoder runs its batch-norm layers in training mode (batch statistics), as in
+  MoCo's reference code; its BN running statistics are its own and are not averaged from
+  the encoder, since training-mode BN never reads them. Only parameters follow the EMA.
+* MoCA's latents live on the sphere: the method requires ``model.prior: sphere``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from harness.config import ConfigError, require, require_choice
+from methods._base import REGULARIZERS, Regularizer, RegularizerContext
+
+
+@dataclass
+class MoCAConfig:
+    tau: float = 0.1  # temperature τ (value lost in the paper's text; NOTES.md default)
+    momentum: float = 0.999  # base momentum m (best in Table 3)
+    queue_size: int = 10000  # K (NOTES.md: 10,000 for CIFAR-10, 60,000 for CelebA)
+    momentum_schedule: str = "cosine"  # cosine (BYOL, as in the paper) | constant
+
+    def check(self, p: str) -> None:
+        require(self.tau > 0 and math.isfinite(self.tau), f"{p}.tau", self.tau, "a number > 0")
+        require(0 <= self.momentum <= 1, f"{p}.momentum", self.momentum, "a number in [0, 1]")
+        require(self.queue_size >= 1, f"{p}.queue_size", self.queue_size, "an integer >= 1")
+        require_choice(self.momentum_schedule, f"{p}.momentum_schedule", ["cosine", "constant"])
+
+
+def cosine_momentum(base: float, t: int, total: int) -> float:
+    """BYOL's schedule m_t = 1 − (1 − m)(cos(π t / T) + 1) / 2; equals m at t=0, 1 at t=T."""
+    if total <= 0:
+        return base
+    t = min(max(t, 0), total)
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * t / total) + 1.0) / 2.0
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
+    """Mean InfoNCE with positive ``k[i]`` for ``q[i]`` and the rows of ``queue`` as negatives."""
+    l_pos = (q * k).sum(dim=1, keepdim=True)  # B×1
+    l_neg = q @ queue.t()  # B×K
+    logits = torch.cat([l_pos, l_neg], dim=1) / tau
+    labels = torch.zeros(len(q), dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, labels)
+
+
+@REGULARIZERS.register("moca")
+class MoCA(Regularizer):
+    Config = MoCAConfig
+
+    def __init__(self, config: MoCAConfig, ctx: RegularizerContext):
+        super().__init__(config, ctx)
+        self.key_encoder = copy.deepcopy(ctx.encoder)
+        for p in self.key_encoder.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("queue", self.sample_prior(config.queue_size))  # uniform on the sphere
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long, device=ctx.device))
+        self._keys: torch.Tensor | None = None
+
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        if cfg.model.prior != "sphere":
+            raise ConfigError("model.prior", f"got {cfg.model.prior!r}; method moca needs: sphere")
+
+    def momentum_at(self, t: int) -> float:
+        if self.config.momentum_schedule == "constant":
+            return self.config.momentum
+        return cosine_momentum(self.config.momentum, t, self.ctx.total_steps)
+
+    @torch.no_grad()
+    def keys(self, x: torch.Tensor) -> torch.Tensor:
+        self.key_encoder.train()  # batch-norm in training mode (see module docstring)
+        return self.ctx.project(self.key_encoder(x))
+
+    def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        k = self.keys(x)
+        self._keys = k
+        return info_nce(z, k, self.queue, self.config.tau)
+
+    @torch.no_grad()
+    def momentum_update(self, m: float) -> None:
+        """θ' ← m θ' + (1 − m) θ over the parameters of the two encoders."""
+        for p_k, p_q in zip(self.key_encoder.parameters(), self.ctx.encoder.parameters(), strict=True):
+            p_k.mul_(m).add_(p_q.detach(), alpha=1.0 - m)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """FIFO ring buffer: write ``keys`` over the oldest entries, wrapping around."""
+        K = self.queue.shape[0]
+        keys = keys[-K:]
+        n = keys.shape[0]
+        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % K
+        self.queue[idx] = keys
+        self.queue_ptr.copy_((self.queue_ptr + n) % K)
+
+    def after_step(self, z: torch.Tensor, x: torch.Tensor, step: int) -> None:
+        m = self.momentum_at(step)
+        self.momentum_update(m)
+        if self._keys is not None:
+            self.enqueue(self._keys)
+            self._keys = None
+        self.logs = {"momentum": m}

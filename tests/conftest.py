@@ -1,0 +1,22 @@
+"""Shared fixtures: tiny configs that train in well under a second on a CPU."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+TINY = {
+    "data": {"name": "synthetic", "num_points": 160, "input_dim": 10},
+    "model": {"arch": "mlp", "hidden": [32], "latent_dim": 8, "prior": "sphere"},
+    "method": {"name": "moca", "weight": 1.0, "tau": 0.2, "momentum": 0.9, "queue_size": 50},
+    "optim": {"lr": 1e-3},
+    "train": {"epochs": 4, "batch_size": 32, "device": "cpu", "progress": "off"},
+    "seed": 0,
+}
+
+
+@pytest.fixture
+def tiny_tree():
+    """A run config tree (plain dict) for a tiny synthetic MoCA run with reconstruction."""
+    return copy.deepcopy(TINY)
