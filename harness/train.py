@@ -57,9 +57,19 @@ class RunFolder:
         return self.path / name
 
     def write_config(self, cfg: RunConfig) -> None:
+        """Write config.json; refuse a folder that holds another run.
+
+        The stored config is re-resolved first, so defaults added to the harness since the
+        run started do not make the same run look different.
+        """
         existing = self.file(CONFIG)
-        if existing.exists() and read_json(existing) != cfg.to_dict():
-            raise ConfigError("", f"{self.path} holds a run with a different config; use another --out")
+        if existing.exists():
+            try:
+                same = config_from_dict(read_json(existing)).to_dict() == cfg.to_dict()
+            except (ConfigError, OSError, ValueError):
+                same = False
+            if not same:
+                raise ConfigError("", f"{self.path} holds a run with a different config; use another --out")
         write_json(existing, cfg.to_dict())
 
     def update_status(self, **fields) -> dict:

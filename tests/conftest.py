@@ -20,3 +20,14 @@ TINY = {
 def tiny_tree():
     """A run config tree (plain dict) for a tiny synthetic MoCA run with reconstruction."""
     return copy.deepcopy(TINY)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors run fastest on one thread, and parallel test processes do not fight."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
