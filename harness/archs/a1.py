@@ -17,10 +17,14 @@ the reference code), ConvT are 4x4 stride-2 transposed convolutions (padding 1, 
 doubles), the last layer a 3x3 stride-1 convolution. "Batch norm in every layer" means
 every hidden layer; the two output layers (the latent and the image) have none, since it
 would fix their batch statistics. Convolutions followed by batch norm have no bias (BN
-removes it; it would get no gradient). 4x4 kernels give 32.5M parameters at 64x64 with latent
-128; the WAE reference configuration for CelebA uses 5x5 kernels (44.9M). The paper's
-"around 38M" lies between the two; this module keeps the 4x4 kernels of the WAE MNIST
-configuration and of the common PyTorch ports.
+removes it; it would get no gradient).
+
+Parameter count: with 4x4 kernels this network has 32.59M parameters at 64x64 with latent
+128, 14% below the paper's "around 38M". The WAE reference code's CelebA configuration
+(github.com/tolstikhin/wae, configs.py: conv_filters_dim = 5) uses 5x5 kernels, which would
+give 44.9M, 18% above; the paper does not say which it counted. This module keeps the 4x4
+kernels of the WAE MNIST configuration and of the common PyTorch port (1Konny/WAE-pytorch),
+which the project's brief specifies.
 
 Other sizes (Tolstikhin et al.'s MNIST variant generalised): the encoder has at least 4
 stride-2 convolutions and more while the side is above 4 (4 for 28, 32, 64; 5 for 128; 6

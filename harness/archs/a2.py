@@ -24,8 +24,8 @@ encoder stage had); then the final layer: resize x1 (<= 32 pixels) or x2 (above)
 3x3 convolution to C channels, sigmoid. The linear layer projects to a spatial map rather
 than a 1x1 vector so that the decoder need not invent spatial structure from a constant map.
 
-Parameters at latent 128, 3 channels (the same at 32x32 and 64x64, since conv1's stride
-adds none): encoder 11.23M, decoder 12.11M, total 23.35M (the paper: about 24M). Larger
+Parameters at latent 128, 3 channels, w = 32 (the same at 32x32 and 64x64, since conv1's
+stride adds none): encoder 11.23M, decoder 12.22M, total 23.46M (the paper: about 24M). Larger
 inputs keep working but grow the decoder's linear layer with the encoder's last side
 (256 pixels: a 16x16 map, 16.8M more); for those the paper uses ``resnet_hq``.
 

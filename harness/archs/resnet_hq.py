@@ -22,7 +22,7 @@ convolutions (the first strided) plus the 1x1 stride-2 shortcut convolution. So:
 
 ``width`` w is the stem's channel count; blocks have 2w, 4w, 8w, 16w, 16w, 16w channels,
 i.e. 64 ... 512 at the default w = 32 (ResNet-18's widths). Parameters at latent 128, 3
-channels, w = 32: 31.5M at 256x256, 21.4M at 128, 11.3M at 64.
+channels, w = 32: 31.8M at 256x256, 21.8M at 128, 11.9M at 64.
 """
 
 from __future__ import annotations
