@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import urllib.error
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,8 @@ import torch.nn.functional as F
 from pytorch_fid import inception as pfid_inception
 from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+
+from harness.atomic import atomic_write
 
 FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
@@ -98,10 +99,10 @@ def resolve_fid_weights(weights: str | Path | None = None,
             torch.hub.download_url_to_file(FID_WEIGHTS_URL, str(path), hash_prefix=expected_sha256,
                                            progress=False)
         except (OSError, RuntimeError) as err:  # URLError/HTTPError/timeouts, or a bad hash
-            reason = getattr(err, "reason", err)
+            lines = str(getattr(err, "reason", err)).strip().splitlines()
             raise FIDWeightsError(
                 f"FID Inception weights missing: {path} does not exist and downloading "
-                f"{FID_WEIGHTS_URL} failed ({str(reason).splitlines()[0] if str(reason) else type(err).__name__}); "
+                f"{FID_WEIGHTS_URL} failed ({lines[0] if lines else type(err).__name__}); "
                 f"put {FID_WEIGHTS_FILE} there (set TORCH_HOME to move it) or set eval.fid.weights"
             ) from None
     return path, sha256_file(path)
@@ -230,8 +231,6 @@ class FeatureStats:
 
     def save(self, path: str | Path) -> None:
         """Atomic ``.npz`` write; features as float32 (exactly the network's output)."""
-        from harness.atomic import atomic_write
-
         atomic_write(path, lambda f: np.savez(f, mu=self.mu, sigma=self.sigma,
                                                features=self.features.astype(np.float32)), mode="wb")
 
@@ -258,7 +257,7 @@ def reference_cache_path(cache_dir: str | Path, dataset: str, split: str, images
     ``image_size``, limit or preprocessing) a different entry instead of a stale hit.
     """
     n, c, h, w = images.shape
-    pixels = hashlib.sha256(np.ascontiguousarray(images.numpy())).hexdigest()[:12]
+    pixels = hashlib.sha256(np.ascontiguousarray(images.cpu().numpy())).hexdigest()[:12]
     name = f"{dataset}-{split}-{c}x{h}x{w}-n{n}-d{dims}-w{weights_sha256[:12]}-x{pixels}.npz"
     return Path(cache_dir) / name
 

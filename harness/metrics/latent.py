@@ -46,6 +46,15 @@ def sphere_projections(dim: int, n: int, generator: torch.Generator) -> torch.Te
     return q
 
 
+def sort_rows(x: torch.Tensor) -> torch.Tensor:
+    """Sort each row of a contiguous 2-D tensor, in place on the CPU through numpy's SIMD sort
+    (3-4× faster than ``torch.sort`` there); ``torch.sort`` elsewhere."""
+    if x.device.type == "cpu" and x.is_contiguous() and not x.requires_grad:
+        x.numpy().sort(axis=1)
+        return x
+    return torch.sort(x, dim=1).values
+
+
 def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, projections: torch.Tensor) -> float:
     """Sliced 2-Wasserstein distance between point sets ``x`` and ``y`` (uniform weights)
     along the unit columns of ``projections`` (dim, n_projections)."""
@@ -53,8 +62,8 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, projections: torch.Tens
         x, y, projections = x.double(), y.double(), projections.double().to(x.device)
         return float(ot.sliced_wasserstein_distance(x, y, projections=projections, p=2))
     x, y, projections = x.float(), y.float(), projections.float().to(x.device)
-    px = torch.sort((x @ projections).T, dim=1).values
-    py = torch.sort((y @ projections).T, dim=1).values
+    px = sort_rows(projections.T @ x.T)  # (n_projections, N)
+    py = sort_rows(projections.T @ y.T)
     return float((px - py).pow(2).mean().sqrt())
 
 

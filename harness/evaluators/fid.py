@@ -1,0 +1,83 @@
+"""``fid``: FID and KID of generated samples against a dataset split (Tables 1-5, Figs. 4, 9, 10).
+
+The paper computes FID on the test set with 10,000 samples (NOTES.md). Here, with
+``c = cfg.eval.fid``:
+
+* generated: N = ``c.num_samples`` prior draws z ~ p(z), drawn once at construction from the
+  stream ``derive_seed(eval.seed, "fid")`` (every epoch and every run with the same
+  ``eval.seed`` decodes the same z), decoded by g, quantised as saved images (clamp, ×255,
+  round to uint8);
+* reference: the first min(N, |split|) images of ``c.split`` at the data's resolution; their
+  statistics come from the shared cache ``c.cache_dir`` (computed by the first run that needs
+  them, see :mod:`harness.metrics.fid`).
+
+Returns ``fid``, ``kid``, ``kid_std`` (over ``c.kid_subsets`` subsets) and ``fid_n`` (N). The
+rest of what the values depend on (reference N and split, feature dims, weights sha256,
+library versions, cache file) goes to ``<run_dir>/fid_provenance.json``, since metrics.jsonl
+holds numbers only.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from harness.atomic import write_json
+from harness.config import ConfigError
+from harness.evaluators._base import EVALUATORS, Evaluator
+from harness.metrics import fid as M
+from harness.provenance import package_versions
+from harness.seeding import derive_seed, make_generator
+
+PROVENANCE_FILE = "fid_provenance.json"
+
+
+@EVALUATORS.register("fid")
+class FIDEvaluator(Evaluator):
+    def __init__(self, cfg, data, prior, device, run_dir=None):
+        super().__init__(cfg, data, prior, device, run_dir)
+        if not data.is_image:
+            raise ConfigError("eval.metrics", f"'fid' needs an image dataset; {data.name} holds vectors")
+        c = self.fcfg = cfg.eval.fid
+        self.network = M.load_fid_network(c.weights, c.dims, device)  # fails fast on missing weights
+        ref_images = (data.test_x if c.split == "test" else data.train_x)[: c.num_samples]
+        cache = M.reference_cache_path(c.cache_dir, data.name, c.split, ref_images,
+                                       self.network.weights_sha256, c.dims)
+        self.reference, from_cache = M.reference_statistics(ref_images, self.features, cache, c.dims)
+        self.z = prior.sample(c.num_samples, generator=make_generator(cfg.eval.seed, "fid"))
+        self.kid_seed = derive_seed(cfg.eval.seed, "fid", "kid")
+        if run_dir is not None:
+            write_json(Path(run_dir) / PROVENANCE_FILE, {
+                "n_generated": c.num_samples, "n_reference": len(ref_images), "split": c.split,
+                "dataset": data.name, "image_shape": list(data.item_shape), "dims": c.dims,
+                "weights_path": str(self.network.weights_path),
+                "weights_sha256": self.network.weights_sha256,
+                "weights_are_official": self.network.weights_sha256 == M.FID_WEIGHTS_SHA256,
+                "reference_cache": str(cache), "reference_read_from_cache": from_cache,
+                "kid_subsets": c.kid_subsets,
+                "kid_subset_size": min(c.kid_subset_size, c.num_samples, len(ref_images)),
+                "eval_seed": cfg.eval.seed,
+                "versions": {**package_versions(), "scipy": metadata.version("scipy")},
+            })
+
+    def features(self, images: torch.Tensor):
+        return M.inception_features(images, self.network, self.fcfg.batch_size, self.device)
+
+    def generate(self, model) -> torch.Tensor:
+        """The decoded, quantised (uint8) images of the fixed prior draws."""
+        out, bs = [], self.fcfg.batch_size
+        with torch.no_grad():
+            for i in range(0, len(self.z), bs):
+                x = model.decoder(self.z[i : i + bs].to(self.device))
+                out.append(M.quantize(x.reshape(-1, *self.data.item_shape)).cpu())
+        return torch.cat(out)
+
+    def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
+        gen = M.FeatureStats.from_features(self.features(self.generate(model)))
+        kid, kid_std, _ = M.kernel_inception_distance(
+            gen.features, self.reference.features, self.fcfg.kid_subsets, self.fcfg.kid_subset_size,
+            seed=self.kid_seed)
+        return {"fid": M.frechet_distance(gen, self.reference), "kid": kid, "kid_std": kid_std,
+                "fid_n": len(self.z)}

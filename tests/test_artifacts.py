@@ -1,0 +1,151 @@
+"""Reconstruction error (harness/metrics/recon.py, evaluator ``recon``) and the ``artifacts``
+evaluator (image grids, interpolations, t-SNE) on a tiny linear autoencoder."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from harness.archs import AutoEncoder
+from harness.config import RunConfig
+from harness.datasets import DataBundle
+from harness.evaluators import EVALUATORS
+from harness.metrics.recon import reconstruction_error, summed_squared_error
+from harness.priors import build_prior
+
+D = 6
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _images(n, c=1, size=28, seed=0):
+    return torch.randint(0, 256, (n, c, size, size), generator=_gen(seed), dtype=torch.uint8)
+
+
+def _model(c=1, size=28, d=D):
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(c * size * size, d))
+    dec = nn.Sequential(nn.Linear(d, c * size * size), nn.Sigmoid(), nn.Unflatten(1, (c, size, size)))
+    return AutoEncoder(enc, dec).eval()
+
+
+def _cfg(prior="sphere"):
+    cfg = RunConfig()
+    cfg.model.latent_dim, cfg.model.prior = D, prior
+    cfg.eval.artifacts.tsne_points = 30
+    return cfg
+
+
+def _build(name, data, prior_name="sphere", run_dir=None, cfg=None):
+    cfg = cfg or _cfg(prior_name)
+    return EVALUATORS.get(name)(cfg, data, build_prior(prior_name, D), torch.device("cpu"), run_dir)
+
+
+# ---------------------------------------------------------------- reconstruction error
+
+
+def test_summed_squared_error_by_hand():
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 1.0]]])
+    x_hat = torch.tensor([[[1.0, 0.0], [3.0, 3.0]], [[1.0, 1.0], [0.0, 1.0]]])
+    assert summed_squared_error(x, x_hat).tolist() == [4.0 + 1.0, 1.0 + 1.0]
+
+
+@pytest.mark.parametrize("prior_name", ["sphere", "gaussian"])
+def test_recon_evaluator_matches_a_hand_computation(prior_name):
+    test = _images(7, seed=1)
+    data = DataBundle("rand", _images(5), test)
+    model = _model()
+    out = _build("recon", data, prior_name)(model, 0)
+    assert set(out) == {"test_recon"}
+    xs = test.double().numpy() / 255.0
+    total = 0.0
+    with torch.no_grad():
+        for i in range(7):
+            h = model.encoder(test[i : i + 1].float() / 255)
+            z = F.normalize(h, dim=-1) if prior_name == "sphere" else h
+            x_hat = model.decoder(z)[0].double().numpy()
+            total += sum(float(v) ** 2 for v in (xs[i] - x_hat).ravel())
+    assert out["test_recon"] == pytest.approx(total / 7, rel=1e-5)
+    prior = build_prior(prior_name, D)
+    small_batches = reconstruction_error(model, test, data.to_float, prior.project, "cpu", batch_size=2)
+    assert small_batches == pytest.approx(out["test_recon"], rel=1e-6)
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+def _size(path):
+    with Image.open(path) as im:
+        return im.size  # (width, height)
+
+
+def test_final_artifacts_files_and_sizes(tmp_path):
+    labels = torch.arange(40) % 4
+    data = DataBundle("rand", _images(20), _images(40, seed=2), torch.arange(20) % 4, labels)
+    ev = _build("artifacts", data, run_dir=tmp_path)
+    assert ev(_model(), 3, final=False) == {}  # every_eval is off: nothing yet
+    assert not any(tmp_path.iterdir())
+    assert ev(_model(), 5, final=True) == {}
+    cell = 28 + 2  # image plus make_grid's padding
+    assert _size(tmp_path / "samples.png") == (8 * cell + 2, 8 * cell + 2)
+    assert _size(tmp_path / "reconstructions.png") == (8 * cell + 2, 8 * cell + 2)  # 4 × (originals, recons)
+    assert _size(tmp_path / "interpolations.png") == (12 * cell + 2, 8 * cell + 2)  # 8 pairs, 10 steps + ends
+    assert _size(tmp_path / "tsne.png")[0] > 100
+    with open(tmp_path / "tsne.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 30
+    assert [int(r["label"]) for r in rows] == labels[:30].tolist()
+    assert all(np.isfinite(float(r["x"])) and np.isfinite(float(r["y"])) for r in rows)
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_every_eval_writes_epoch_suffixed_grids_and_handles_rgb(tmp_path):
+    data = DataBundle("rgb", _images(10, c=3, size=32), _images(12, c=3, size=32, seed=3))
+    cfg = _cfg()
+    cfg.eval.artifacts.every_eval, cfg.eval.artifacts.at_end = True, False
+    ev = _build("artifacts", data, cfg=cfg, run_dir=tmp_path)
+    ev(_model(3, 32), 2)
+    cell = 32 + 2
+    folder = tmp_path / "artifacts"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "interpolations_epoch0002.png", "reconstructions_epoch0002.png", "samples_epoch0002.png",
+    ]
+    assert _size(folder / "reconstructions_epoch0002.png") == (8 * cell + 2, 2 * cell + 2)  # 8 of 12 test images
+    assert _size(folder / "interpolations_epoch0002.png") == (12 * cell + 2, 6 * cell + 2)  # 6 pairs
+    assert not (tmp_path / "samples.png").exists()  # at_end is off; no labels: no t-SNE
+    ev(_model(3, 32), 4, final=True)
+    assert not (tmp_path / "samples.png").exists() and (folder / "samples_epoch0004.png").exists()
+
+
+@pytest.mark.parametrize("prior_name", ["sphere", "gaussian"])
+def test_interpolation_rows_start_and_end_at_the_pair(prior_name):
+    data = DataBundle("rand", _images(4), _images(16, seed=4))
+    ev = _build("artifacts", data, prior_name)
+    model = _model()
+    rows = ev.interpolations(model).reshape(8, 12, 1, 28, 28)
+    xa, xb = data.test_x[ev.pairs[0::2]], data.test_x[ev.pairs[1::2]]
+    assert torch.equal(rows[:, 0], xa.float() / 255) and torch.equal(rows[:, -1], xb.float() / 255)
+    with torch.no_grad():  # t = 0 and t = 1 decode the pair's own latents
+        za, zb = ev.encode(model, xa), ev.encode(model, xb)
+        assert torch.allclose(rows[:, 1], model.decoder(za), atol=1e-6)
+        assert torch.allclose(rows[:, -2], model.decoder(zb), atol=1e-6)
+        mid = ev.prior.interpolate(za, zb, torch.tensor(4 / 9))
+        assert torch.allclose(rows[:, 5], model.decoder(mid), atol=1e-6)
+
+
+def test_no_run_dir_or_vectors(tmp_path):
+    data = DataBundle("rand", _images(4), _images(16, seed=4))
+    assert _build("artifacts", data)(_model(), 1, final=True) == {}  # no folder: nothing to write
+    vec = DataBundle("vec", torch.randn(10, 5), torch.randn(30, 5), None, torch.arange(30) % 3)
+    torch.manual_seed(0)
+    vmodel = AutoEncoder(nn.Linear(5, D), nn.Linear(D, 5)).eval()
+    _build("artifacts", vec, run_dir=tmp_path)(vmodel, 1, final=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tsne.csv", "tsne.png"]  # no image grids
