@@ -174,9 +174,11 @@ class FIDConfig:
     batch_size: int = 200
     kid_subsets: int = 100  # KID: number of subsets (unbiased polynomial-kernel MMD)
     kid_subset_size: int = 1000
+    dims: int = 2048  # Inception feature block (pytorch-fid's --dims); 2048 = pool3, the standard FID
 
     def check(self, p: str) -> None:
         require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
+        require(self.dims in (64, 192, 768, 2048), f"{p}.dims", self.dims, "64, 192, 768 or 2048 (pytorch-fid's --dims)")
         require_choice(self.split, f"{p}.split", ["train", "test"])
         require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
         require(self.kid_subsets >= 1, f"{p}.kid_subsets", self.kid_subsets, "an integer >= 1")
@@ -308,6 +310,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _looks_like_float(value):
+            return float(value)  # PyYAML (YAML 1.1) reads "1e-3" as a string
     elif tp is str:
         if isinstance(value, str):
             return value

@@ -100,8 +100,12 @@ class MoCA(Regularizer):
     @torch.no_grad()
     def momentum_update(self, m: float) -> None:
         """θ' ← m θ' + (1 − m) θ over the parameters of the two encoders."""
-        for p_k, p_q in zip(self.key_encoder.parameters(), self.ctx.encoder.parameters(), strict=True):
-            p_k.mul_(m).add_(p_q.detach(), alpha=1.0 - m)
+        keys = list(self.key_encoder.parameters())
+        queries = [p.detach() for p in self.ctx.encoder.parameters()]
+        if len(keys) != len(queries):
+            raise RuntimeError("the momentum encoder no longer mirrors the encoder")
+        torch._foreach_mul_(keys, m)  # one fused kernel per op instead of one per tensor
+        torch._foreach_add_(keys, queries, alpha=1.0 - m)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:

@@ -70,15 +70,16 @@ class LocalExecutor:
         from harness.sweep.jobs import local_main
 
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["harness.sweep.jobs", "harness.train"])
+        ctx.set_forkserver_preload(["harness.sweep._preload"])
         queue = list(reversed(launches))
         active: dict[int, tuple[multiprocessing.Process, Launch]] = {}
         try:
             while queue or active:
                 while queue and len(active) < self.workers:
                     launch = queue.pop()
+                    folder = launch.folder.resolve()
                     proc = ctx.Process(target=local_main, name=f"run-{launch.run.id}",
-                                       args=(str(launch.folder), self.threads, str(launch.folder / LOG)))
+                                       args=(str(folder), self.threads, str(folder / LOG), os.getcwd()))
                     proc.start()
                     active[proc.sentinel] = (proc, launch)
                 for sentinel in multiprocessing.connection.wait(list(active), timeout=self.poll_s):
@@ -148,43 +149,51 @@ def chunks(items: list, size: int) -> list[list]:
 
 
 class SlurmExecutor:
-    """Submits one job array per chunk of at most ``MaxArraySize`` runs (submitit ``map_array``)."""
+    """Submits one job array per chunk of at most ``MaxArraySize`` runs (submitit ``map_array``)
+    and, unless ``wait`` is False, follows them in ``squeue`` until they leave the queue."""
 
-    def __init__(self, cfg: SlurmConfig, sweep_name: str, sweep_folder: Path, wait: bool, poll_s: float = 10.0):
-        self.cfg, self.sweep_name, self.sweep_folder = cfg, sweep_name, sweep_folder
-        self.wait, self.poll_s = wait, poll_s
+    poll_s = 5.0  # seconds between two looks at squeue while waiting
 
-    def submit(self, launches: list[Launch]) -> list:
+    def __init__(self, cfg: SlurmConfig, sweep_name: str, sweep_folder: Path, wait: bool):
+        self.cfg, self.sweep_name, self.sweep_folder, self.wait = cfg, sweep_name, sweep_folder, wait
+        self.folder = sweep_folder / SUBMITIT_DIR
+
+    def submit(self, launches: list[Launch]) -> dict[str, Launch]:
+        """Submit the runs; record and return their job ids (``123_4``)."""
         import submitit
 
         from harness.sweep.jobs import RunJob
 
-        folder = self.sweep_folder / SUBMITIT_DIR
-        executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=self.cfg.max_requeues)
+        executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.cfg.max_requeues)
         executor.update_parameters(**slurm_parameters(self.cfg, self.sweep_name))
-        jobs = []
-        for chunk in chunks(launches, max_array_size()):
-            jobs += executor.map_array(RunJob(), [str(launch.folder.resolve()) for launch in chunk])
         submitted = read_submitted(self.sweep_folder)
-        submitted.update({launch.run.id: job.job_id for launch, job in zip(launches, jobs)})
-        write_json(folder / SUBMITTED, submitted)
+        jobs: dict[str, Launch] = {}
+        for chunk in chunks(launches, max_array_size()):
+            array = executor.map_array(RunJob(), [str(launch.folder.resolve()) for launch in chunk])
+            jobs.update({job.job_id: launch for job, launch in zip(array, chunk)})
+            submitted.update({launch.run.id: job.job_id for job, launch in zip(array, chunk)})
+            write_json(self.folder / SUBMITTED, submitted)  # after each array: no job goes unrecorded
         return jobs
 
-    def run(self, launches: list[Launch], on_done: OnDone) -> list:
-        jobs = self.submit(launches)
-        if not self.wait:
-            return jobs
-        waiting = {job.job_id: (launch, job) for launch, job in zip(launches, jobs)}
-        while waiting:
+    def log_path(self, job_id: str) -> Path:
+        from submitit.core.utils import JobPaths
+
+        return JobPaths(self.folder / "%j", job_id=job_id).stderr
+
+    def run(self, launches: list[Launch], on_done: OnDone, follow: dict[str, Launch] | None = None) -> None:
+        """Submit ``launches``; when waiting, also follow ``follow`` (job id -> run), the runs
+        of earlier submissions still in the queue."""
+        waiting = dict(follow or {})
+        waiting.update(self.submit(launches) if launches else {})
+        while self.wait and waiting:
             time.sleep(self.poll_s)
             active = slurm_active_jobs()
             if active is None:
-                raise RuntimeError("squeue is not available: cannot follow the submitted jobs "
+                raise RuntimeError("squeue failed: cannot follow the submitted jobs "
                                    "(they keep running; check later with --status)")
             for job_id in [j for j in waiting if j not in active]:
-                launch, job = waiting.pop(job_id)
-                on_done(launch, run_state(launch.folder), f"log: {job.paths.stderr}")
-        return jobs
+                launch = waiting.pop(job_id)
+                on_done(launch, run_state(launch.folder), f"log: {self.log_path(job_id)}")
 
 
 # ---------------------------------------------------------------------------- debug

@@ -298,64 +298,73 @@ class _Parser:
     # ------------------------------------------------------------------ axes
 
     def parse_axes(self, doc: dict) -> tuple[list[_Axis], list[str], dict[str, str]]:
-        axes: list[_Axis] = []
-        keys: dict[str, str] = {}  # axis key -> section that varies it
+        """The axes in the order the file gives them (run names and the product follow it),
+        the axis keys, and the section that varies each key."""
+        self.axes: list[_Axis] = []
+        self.axis_keys: dict[str, str] = {}
+        parsers = {"grid": self.parse_grid, "paired": self.parse_paired, "cases": self.parse_cases}
+        for section in doc:
+            if section in parsers and doc[section] is not None:
+                parsers[section](doc[section])
+        if not self.axes:
+            raise self.err("grid", "", "empty; allowed: at least one key with a non-empty list of values "
+                           "(in grid, paired or cases)")
+        return self.axes, list(self.axis_keys), self.axis_keys
 
-        def claim(section: str, key: str) -> None:
-            for other, where in keys.items():
-                if _overlaps(key, other) and where != section:
-                    raise self.err(section, key, f"also varied by {where} {other}; allowed: each key in one axis")
-            keys.setdefault(key, section)
+    def claim(self, section: str, key: Any, label: str | None = None) -> str:
+        """Register an axis key; a key (or a parent/child of it) varied by two axes is an error."""
+        key = self.check_key(label or section, key)
+        for other, where in self.axis_keys.items():
+            if _overlaps(key, other) and where != section:
+                raise self.err(label or section, key, f"also varied by {where} {other}; allowed: each key in one axis")
+        self.axis_keys.setdefault(key, section)
+        return key
 
-        def values_of(section: str, key: str, values: Any) -> list:
-            if not isinstance(values, list) or not values:
-                raise self.err(section, key, f"got {values!r}; allowed: a non-empty list of values")
-            return values
+    def values_of(self, section: str, key: str, values: Any) -> list:
+        if not isinstance(values, list) or not values:
+            raise self.err(section, key, f"got {values!r}; allowed: a non-empty list of values")
+        return values
 
-        grid = doc.get("grid")
-        if grid is not None and not isinstance(grid, dict):
+    def parse_grid(self, grid: Any) -> None:
+        """``grid: {key: [v1, v2, ...]}``: one axis per key."""
+        if not isinstance(grid, dict):
             raise self.err("grid", "", f"got {grid!r}; allowed: a mapping of config keys to lists of values")
-        for key, values in (grid or {}).items():
-            key = self.check_key("grid", key)
-            claim("grid", key)
-            values = values_of("grid", key, values)
-            axes.append(_Axis([{key: v} for v in values], ["grid"] * len(values)))
+        for key, values in grid.items():
+            key = self.claim("grid", key)
+            values = self.values_of("grid", key, values)
+            self.axes.append(_Axis([{key: v} for v in values], ["grid"] * len(values)))
 
-        paired = doc.get("paired")
-        if paired is not None and not isinstance(paired, list):
+    def parse_paired(self, paired: Any) -> None:
+        """``paired: [{k1: [a1, a2], k2: [b1, b2]}, ...]``: one axis per group, lists zipped."""
+        if not isinstance(paired, list):
             raise self.err("paired", "", f"got {paired!r}; allowed: a list of mappings of keys to equal-length lists")
-        for i, group in enumerate(paired or []):
+        for i, group in enumerate(paired):
             section = f"paired[{i}]"
             if not isinstance(group, dict) or not group:
                 raise self.err(section, "", f"got {group!r}; allowed: a mapping of keys to equal-length lists")
             lengths = {}
             for key, values in group.items():
-                key = self.check_key(section, key)
-                claim(section, key)
-                lengths[key] = len(values_of(section, key, values))
+                key = self.claim(section, key)
+                lengths[key] = len(self.values_of(section, key, values))
             if len(set(lengths.values())) > 1:
                 sizes = ", ".join(f"{k}: {n}" for k, n in lengths.items())
                 raise self.err(section, "", f"lists of different lengths ({sizes}); allowed: equal lengths")
             n = next(iter(lengths.values()))
-            axes.append(_Axis([{k: group[k][j] for k in group} for j in range(n)], [section] * n))
+            self.axes.append(_Axis([{k: group[k][j] for k in group} for j in range(n)], [section] * n))
 
-        cases = doc.get("cases")
-        if cases is not None:
-            if not isinstance(cases, list) or not cases:
-                raise self.err("cases", "", f"got {cases!r}; allowed: a non-empty list of mappings of keys to values")
-            for j, case in enumerate(cases):
-                if case is None:
-                    case = cases[j] = {}
-                if not isinstance(case, dict):
-                    raise self.err(f"cases[{j}]", "", f"got {case!r}; allowed: a mapping of keys to values")
-                for key in case:
-                    claim("cases", self.check_key(f"cases[{j}]", key))
-            axes.append(_Axis([dict(c) for c in cases], [f"cases[{j}]" for j in range(len(cases))]))
-
-        if not axes:
-            raise self.err("grid", "", "empty; allowed: at least one key with a non-empty list of values "
-                           "(in grid, paired or cases)")
-        return axes, list(keys), keys
+    def parse_cases(self, cases: Any) -> None:
+        """``cases: [{k1: a, k2: b}, {k1: c}, ...]``: one axis whose points are partial configs."""
+        if not isinstance(cases, list) or not cases:
+            raise self.err("cases", "", f"got {cases!r}; allowed: a non-empty list of mappings of keys to values")
+        points = []
+        for j, case in enumerate(cases):
+            case = {} if case is None else case
+            if not isinstance(case, dict):
+                raise self.err(f"cases[{j}]", "", f"got {case!r}; allowed: a mapping of keys to values")
+            for key in case:
+                self.claim("cases", key, f"cases[{j}]")
+            points.append(dict(case))
+        self.axes.append(_Axis(points, [f"cases[{j}]" for j in range(len(cases))]))
 
     def parse_per_method(self, data: Any) -> tuple[dict[str, dict], dict[str, str]]:
         from methods import REGULARIZERS
@@ -437,12 +446,14 @@ class _Parser:
     @staticmethod
     def section_of(error_key: str, sources: dict[str, str]) -> str | None:
         """The section that supplied ``error_key`` (or its nearest enclosing key)."""
-        parts = re.sub(r"\[\d+\]", "", error_key or "").split(".")
+        key = re.sub(r"\[\d+\]", "", error_key or "")
+        parts = key.split(".")
         for n in range(len(parts), 0, -1):
             section = sources.get(".".join(parts[:n]))
             if section:
                 return section
-        return None
+        deeper = [section for k, section in sources.items() if key and k.startswith(key + ".")]
+        return deeper[0] if deeper else None  # e.g. an unknown section named by a dotted key
 
 
 def load_sweep(path: str | Path, sets: list[str] | None = None) -> Sweep:

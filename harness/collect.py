@@ -1,0 +1,183 @@
+"""Aggregate a sweep's run folders into two tables.
+
+    python -m harness.collect <sweep name or folder> [--results DIR]
+
+writes, atomically, into ``results/<sweep>/``:
+
+* ``runs.csv``: one row per run of the sweep: ``id``, ``name``, one column per varied key
+  (dotted, e.g. ``method.tau``), ``status`` (pending / queued / running / interrupted /
+  done / diverged / failed, see :mod:`harness.sweep.state`), ``epochs`` (the last epoch
+  logged), ``wall_time_s``, then the final metrics (the last line of ``metrics.jsonl``);
+* ``curves.csv``: one row per run and logged epoch: ``id``, ``name``, the varied keys,
+  ``epoch`` and every metric logged that epoch (epoch 0 = evaluation at initialisation).
+
+The runs and their varied values come from the ``sweep.json`` manifest written by the sweep
+engine. A run folder that cannot be read (corrupt or missing JSON, a truncated metrics line)
+is reported on stderr, one line each, and left out; it never stops the collection.
+Python API: :func:`collect` returns the two tables as pandas DataFrames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from harness.atomic import write_text
+from harness.sweep.identity import PathEscape, run_dir, sweep_dir
+from harness.sweep.state import CONFIG, MANIFEST, METRICS, PENDING, STATUS, read_json_file, sweep_states
+
+RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
+RUN_COLUMNS = ["id", "name"]
+STATE_COLUMNS = ["status", "epochs", "wall_time_s"]
+
+
+class CollectError(ValueError):
+    """The sweep cannot be collected at all (no manifest); one line, exit status 2."""
+
+
+class RunUnreadable(ValueError):
+    """One run folder cannot be read; the message says which file and why."""
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def sweep_folder(sweep: str | Path, results: str | Path = "results") -> Path:
+    """A sweep folder given as a path (holding sweep.json) or as a name under ``results``."""
+    path = Path(sweep)
+    if (path / MANIFEST).is_file():
+        return path
+    try:
+        return sweep_dir(results, str(sweep))
+    except PathEscape as e:
+        raise CollectError(str(e)) from None
+
+
+def _cell(value: Any) -> Any:
+    """Lists and mappings become JSON text so that a CSV cell holds one readable value."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl; :class:`RunUnreadable` on a bad or truncated line."""
+    rows = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise RunUnreadable(f"{path}: line {n} is not valid JSON (truncated?)") from None
+            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+                raise RunUnreadable(f"{path}: line {n} has no integer 'epoch'")
+            rows.append(row)
+    return rows
+
+
+def read_run(folder: Path) -> tuple[dict | None, list[dict]]:
+    """(status.json or None, metric rows) of a run folder, or :class:`RunUnreadable`."""
+    status = None
+    if (folder / STATUS).exists():
+        status = read_json_file(folder / STATUS)
+        if not isinstance(status, dict):
+            raise RunUnreadable(f"{folder / STATUS}: not a readable JSON object")
+        if not isinstance(read_json_file(folder / CONFIG), dict):
+            raise RunUnreadable(f"{folder / CONFIG}: missing or not a readable JSON object")
+    metrics = read_metrics(folder / METRICS) if (folder / METRICS).exists() else []
+    return status, metrics
+
+
+def _renamed(key: str, taken: set[str]) -> str:
+    return f"metric_{key}" if key in taken else key
+
+
+def collect(sweep: str | Path, results: str | Path = "results",
+            warn: Callable[[str], None] = _warn) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, curves) DataFrames of a sweep (see the module docstring for the columns)."""
+    folder = sweep_folder(sweep, results)
+    manifest = read_json_file(folder / MANIFEST)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list):
+        raise CollectError(f"{folder / MANIFEST}: missing or unreadable (run the sweep first)")
+    varied_keys = [k for k in manifest.get("varied_keys", []) if isinstance(k, str)]
+    entries = []
+    for entry in manifest["runs"]:
+        try:
+            entries.append((entry, run_dir(folder, entry.get("id") if isinstance(entry, dict) else None)))
+        except PathEscape as e:
+            warn(f"{folder / MANIFEST}: {e}; skipped")
+    states = sweep_states(folder, [e["id"] for e, _ in entries])
+
+    fixed = set(RUN_COLUMNS) | set(STATE_COLUMNS) | set(varied_keys)
+    run_rows, curve_rows, final_keys, curve_keys = [], [], [], []
+    for entry, path in entries:
+        varied = entry.get("varied") if isinstance(entry.get("varied"), dict) else {}
+        head = {"id": entry["id"], "name": entry.get("name", ""),
+                **{k: _cell(varied.get(k)) for k in varied_keys}}
+        try:
+            status, metrics = read_run(path) if path.exists() else (None, [])
+        except RunUnreadable as e:
+            warn(f"{e}; run skipped")
+            continue
+        except OSError as e:
+            warn(f"{path}: {e.strerror or e}; run skipped")
+            continue
+        state = states[entry["id"]][0] if path.exists() else PENDING
+        row = dict(head, status=state, epochs=metrics[-1]["epoch"] if metrics else 0,
+                   wall_time_s=(status or {}).get("wall_time_s"))
+        for key, value in (metrics[-1] if metrics else {}).items():
+            if key != "epoch":
+                col = _renamed(key, fixed)
+                row[col] = value
+                if col not in final_keys:
+                    final_keys.append(col)
+        run_rows.append(row)
+        for line in metrics:
+            crow = dict(head)
+            for key, value in line.items():
+                col = key if key == "epoch" else _renamed(key, fixed | {"epoch"})
+                crow[col] = value
+                if col != "epoch" and col not in curve_keys:
+                    curve_keys.append(col)
+            curve_rows.append(crow)
+
+    runs = pd.DataFrame(run_rows, columns=[*RUN_COLUMNS, *varied_keys, *STATE_COLUMNS, *final_keys])
+    curves = pd.DataFrame(curve_rows, columns=[*RUN_COLUMNS, *varied_keys, "epoch", *curve_keys])
+    return runs, curves
+
+
+def write_collection(sweep: str | Path, results: str | Path = "results",
+                     warn: Callable[[str], None] = _warn) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Collect and write runs.csv and curves.csv (atomically) into the sweep folder."""
+    runs, curves = collect(sweep, results, warn)
+    folder = sweep_folder(sweep, results)
+    write_text(folder / RUNS_CSV, runs.to_csv(index=False))
+    write_text(folder / CURVES_CSV, curves.to_csv(index=False))
+    return runs, curves
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.collect", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep", help="sweep name (a folder under --results) or a sweep folder")
+    parser.add_argument("--results", default="results", help="results root (default: results)")
+    args = parser.parse_args(argv)
+    try:
+        runs, curves = write_collection(args.sweep, args.results)
+    except CollectError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    folder = sweep_folder(args.sweep, args.results)
+    counts = runs["status"].value_counts().to_dict() if len(runs) else {}
+    print(f"{folder / RUNS_CSV}: {len(runs)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
+          f"{folder / CURVES_CSV}: {len(curves)} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Command line of the sweep engine (docs/sweeps.md).
+
+    python -m harness.sweep SWEEP.yaml [--executor local|slurm|debug] [--workers N]
+        [--set key=value ...] [--dry-run] [--status] [--no-wait] [--results DIR] [--retry-failed]
+
+Exit status: 0 when every run is done or diverged (or, with ``--no-wait``, once submitted;
+with ``--dry-run`` / ``--status``, always), 1 when some run is not, 2 for a bad sweep file or
+command line (one line on stderr; nothing written, nothing submitted), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from tqdm import tqdm
+
+from harness.sweep.engine import (
+    all_final, check_folders, current_states, plan, prepare, print_table, summary,
+)
+from harness.sweep.executors import EXECUTORS, DebugExecutor, Launch, LocalExecutor, SlurmExecutor, default_workers
+from harness.sweep.identity import PathEscape, run_dir, sweep_dir
+from harness.sweep.spec import SweepError, load_sweep
+from harness.sweep.state import FAILED, FINAL, LOG, QUEUED, RUNNING, read_status, read_submitted
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: an integer >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness.sweep", description="Run a sweep of training runs.")
+    p.add_argument("sweep", help="sweep file (sweeps/<name>.yaml)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="local executor: runs at once (default: one per two cores)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the base config of every run, or slurm.KEY=VALUE (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and their state; start nothing")
+    p.add_argument("--status", action="store_true", help="print each run's state and a summary")
+    p.add_argument("--no-wait", action="store_true", help="slurm: return once the arrays are submitted")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--retry-failed", action="store_true", help="also rerun failed runs (they resume)")
+    return p
+
+
+def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[object, dict[str, Launch]]:
+    """The executor, and (slurm) the runs of earlier submissions still queued, by job id."""
+    if args.executor == "local":
+        return LocalExecutor(args.workers or default_workers()), {}
+    if args.executor == "debug":
+        return DebugExecutor(folder), {}
+    submitted = read_submitted(folder)
+    follow = {submitted[r.id]: Launch(r, run_dir(folder, r.id)) for r in sweep.runs
+              if states[r.id][0] in (QUEUED, RUNNING) and r.id in submitted}
+    return SlurmExecutor(sweep.slurm, sweep.name, folder, wait=not args.no_wait), follow
+
+
+def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, Launch]) -> int | None:
+    """Run the launches with a progress bar; an exit status when the sweep must stop here."""
+    total = len(launches) + (0 if args.no_wait else len(follow))
+    with tqdm(total=total, desc="runs", unit="run", disable=None, file=sys.stderr) as bar:
+
+        def on_done(launch: Launch, state: str, note: str) -> None:
+            bar.update(1)
+            if state not in FINAL:
+                reason = (read_status(launch.folder) or {}).get("reason") if state == FAILED else None
+                detail = "; ".join(x for x in (reason, note) if x)
+                log = f" (log: {launch.folder / LOG})" if args.executor == "local" else ""
+                tqdm.write(f"{launch.run.id} {launch.run.name}: {state}" + (f": {detail}" if detail else "") + log,
+                           file=sys.stderr)
+
+        try:
+            if follow:
+                executor.run(launches, on_done, follow)
+            elif launches:
+                executor.run(launches, on_done)
+        except KeyboardInterrupt:
+            print("interrupted: rerun the same command to resume", file=sys.stderr)
+            return 130
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            if args.executor != "slurm":
+                raise
+            print(f"slurm executor: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)  # sbatch/squeue
+            return 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        sweep = load_sweep(args.sweep, args.sets)
+        folder = sweep_dir(args.results, sweep.name)
+    except SweepError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except PathEscape as e:
+        print(f"{args.sweep}: name: {e}", file=sys.stderr)
+        return 2
+
+    states = current_states(sweep, folder)
+    to_start = plan(sweep, states, args.retry_failed)
+    if args.dry_run or args.status:
+        print_table(sweep, states)
+        print(summary(sweep, states))
+        if args.dry_run:
+            print(f"would start {len(to_start)} of {len(sweep.runs)} runs with the {args.executor} executor")
+        return 0
+
+    try:
+        check_folders(sweep, folder)
+    except SweepError as e:
+        print(e, file=sys.stderr)
+        return 2
+    not_retried = sum(1 for s, _ in states.values() if s == FAILED) if not args.retry_failed else 0
+    if not_retried:
+        print(f"{not_retried} failed runs are not rerun (use --retry-failed)", file=sys.stderr)
+    launches = prepare(sweep, folder, to_start)
+
+    executor, follow = make_executor(args, sweep, folder, states)
+    code = execute(args, executor, launches, follow)
+    if code is not None:
+        return code
+    if args.executor == "slurm" and args.no_wait:
+        again = " ".join([f"python -m harness.sweep {args.sweep}", *(f"--set {s}" for s in args.sets),
+                          *([f"--results {args.results}"] if args.results != "results" else []), "--status"])
+        print(f"submitted {len(launches)} runs of {sweep.name}; follow with: {again}")
+        return 0
+
+    from harness.collect import write_collection
+
+    write_collection(folder)
+    states = current_states(sweep, folder)
+    print(summary(sweep, states) + f" ({folder})")
+    return 0 if all_final(states) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Planning and bookkeeping of a sweep: which runs to start, the manifest, tables, summary.
+
+Skip and resume (docs/sweeps.md): ``done`` and ``diverged`` runs are final and never rerun (a
+divergence is a result of the config: the same config and seed diverge again); ``running``
+and ``queued`` runs belong to another live process or job and are left alone; ``pending``
+and ``interrupted`` runs are started, and resume from their checkpoint when they have one;
+``failed`` runs are rerun (resuming too) only with ``--retry-failed``.
+
+Nothing is written before the whole sweep has been validated. Then ``sweep.json`` (the
+manifest that :mod:`harness.collect` reads) is written at the sweep root, and each run to
+start gets its ``config.json`` in ``results/<sweep>/<run id>/`` if it has none; a folder
+whose ``config.json`` holds another config is an error (exit 2) before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from harness.atomic import write_json
+from harness.config import ConfigError, config_from_dict
+from harness.sweep.executors import Launch
+from harness.sweep.identity import EXECUTION_ONLY, format_value, run_dir, short_labels
+from harness.sweep.spec import Sweep, SweepError
+from harness.sweep.state import (
+    CONFIG, FAILED, FINAL, INTERRUPTED, MANIFEST, PENDING, STATES, read_json_file, sweep_states,
+)
+
+
+def current_states(sweep: Sweep, folder: Path) -> dict[str, tuple[str, dict | None]]:
+    ids = [r.id for r in sweep.runs]
+    if not folder.exists():
+        return {rid: (PENDING, None) for rid in ids}
+    return sweep_states(folder, ids)
+
+
+def plan(sweep: Sweep, states: dict[str, tuple[str, dict | None]], retry_failed: bool) -> list:
+    """The runs to start now (see the module docstring for the rules)."""
+    startable = {PENDING, INTERRUPTED} | ({FAILED} if retry_failed else set())
+    return [run for run in sweep.runs if states[run.id][0] in startable]
+
+
+def _comparable(tree: dict) -> dict:
+    train = dict(tree.get("train") or {}, **EXECUTION_ONLY)
+    return dict(tree, train=train)
+
+
+def check_folders(sweep: Sweep, folder: Path) -> None:
+    """Refuse to reuse a run folder whose config.json holds a different config."""
+    for run in sweep.runs:
+        path = run_dir(folder, run.id) / CONFIG
+        if not path.exists():
+            continue
+        stored = read_json_file(path)
+        try:  # re-resolved, as the trainer does: defaults added since do not count as a change
+            on_disk = config_from_dict(stored).to_dict() if isinstance(stored, dict) else None
+        except ConfigError:
+            on_disk = None
+        if on_disk is None or _comparable(on_disk) != _comparable(run.config.to_dict()):
+            raise SweepError(f"{path}: holds another config than run '{run.name}' (id {run.id}); "
+                             "allowed: the run's own config (move or delete that folder)")
+
+
+def write_manifest(sweep: Sweep, folder: Path) -> None:
+    """``sweep.json``: the sweep's name and file, the varied keys and every run's values."""
+    old = read_json_file(folder / MANIFEST)
+    if isinstance(old, dict) and old.get("sweep_file") not in (None, sweep.file):
+        print(f"warning: {folder} was last written by {old['sweep_file']}, now by {sweep.file}", file=sys.stderr)
+    write_json(folder / MANIFEST, {
+        "name": sweep.name,
+        "sweep_file": sweep.file,
+        "description": sweep.description,
+        "name_keys": sweep.name_keys,
+        "varied_keys": sweep.varied_keys,
+        "runs": [{"id": r.id, "name": r.name, "varied": r.varied} for r in sweep.runs],
+        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+
+
+def prepare(sweep: Sweep, folder: Path, runs: list) -> list[Launch]:
+    """Write the manifest and the config.json of each run to start; return the launches."""
+    write_manifest(sweep, folder)
+    launches = []
+    for run in runs:
+        path = run_dir(folder, run.id)
+        if not (path / CONFIG).exists():
+            write_json(path / CONFIG, run.config.to_dict())
+        launches.append(Launch(run, path))
+    return launches
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+def _epoch_text(run, status: dict | None) -> str:
+    total = run.config.train.epochs
+    done = (status or {}).get("epoch")
+    return f"{done}/{total}" if isinstance(done, int) else f"-/{total}"
+
+
+def print_table(sweep: Sweep, states: dict, out: TextIO | None = None) -> None:
+    """One line per run: id, state, epochs done, and the varied values."""
+    out = out or sys.stdout
+    labels = short_labels(sweep.varied_keys)
+    header = ["id", "state", "epoch", *(labels[k] for k in sweep.varied_keys)]
+    rows = [[run.id, states[run.id][0], _epoch_text(run, states[run.id][1]),
+             *(format_value(run.varied[k]) if k in run.varied else "-" for k in sweep.varied_keys)]
+            for run in sweep.runs]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip(), file=out)
+
+
+def summary(sweep: Sweep, states: dict) -> str:
+    counts = {s: 0 for s in STATES}
+    for state, _ in states.values():
+        counts[state] += 1
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return f"{sweep.name}: {len(sweep.runs)} runs: {parts}"
+
+
+def all_final(states: dict) -> bool:
+    return all(state in FINAL for state, _ in states.values())

@@ -1,0 +1,163 @@
+"""End to end with tiny synthetic runs: the local executor (2 workers), skip-done, a worker
+killed with SIGKILL and resumed bit-for-bit, failed runs and --retry-failed, the debug
+executor, and collection at the end of a sweep."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import threading
+import time
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from harness.config import config_from_dict
+from harness.sweep.__main__ import main
+from harness.sweep.state import read_status, run_state
+
+TIMING = ("epoch_time_s", "eval_time_s")
+
+
+def make_sweep(tmp_path, tiny_tree, name="e2e", epochs=3, seeds=(0, 1), **extra):
+    base = copy.deepcopy(tiny_tree)
+    base["train"].update(epochs=epochs, num_threads=1)  # same numbers in the workers and here
+    doc = {"name": name, "base": base, "grid": {"seed": list(seeds)}, **extra}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run_sweep(path, results, *args) -> int:
+    return main([str(path), "--results", str(results), *args])
+
+
+def snapshot(folder) -> dict:
+    return {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_local_sweep_runs_collects_and_skips_done(tmp_path, tiny_tree, capsys):
+    path, results = make_sweep(tmp_path, tiny_tree), tmp_path / "results"
+    assert run_sweep(path, results, "--workers", "2") == 0
+    out = capsys.readouterr().out
+    assert "e2e: 2 runs: 2 done" in out
+    folder = results / "e2e"
+    manifest = json.loads((folder / "sweep.json").read_text())
+    assert manifest["varied_keys"] == ["seed"] and [r["name"] for r in manifest["runs"]] == ["seed=0", "seed=1"]
+    for entry in manifest["runs"]:
+        run = folder / entry["id"]
+        assert read_status(run)["state"] == "done"
+        cfg = config_from_dict(json.loads((run / "config.json").read_text()))
+        assert cfg.seed == entry["varied"]["seed"]
+        assert (run / "train.log").exists() and (run / "checkpoint.pt").exists()
+    runs = pd.read_csv(folder / "runs.csv")
+    assert list(runs["status"]) == ["done", "done"] and list(runs["epochs"]) == [3, 3]
+    assert list(runs["seed"]) == [0, 1]
+    assert len(pd.read_csv(folder / "curves.csv")) == 6
+
+    before = snapshot(folder)
+    assert run_sweep(path, results, "--workers", "2") == 0  # nothing left to do
+    capsys.readouterr()
+    after = snapshot(folder)
+    changed = {str(p) for p in after if after[p] != before.get(p)}
+    assert changed <= {"runs.csv", "curves.csv", "sweep.json"}, changed  # no run folder touched
+
+    assert run_sweep(path, results, "--status") == 0
+    status_out = capsys.readouterr().out
+    assert status_out.count(" done ") == 2 and "e2e: 2 runs: 2 done" in status_out
+
+
+def test_sigkilled_worker_resumes_bitwise_and_nothing_else_reruns(tmp_path, tiny_tree, capsys):
+    epochs = 20
+    path, results = make_sweep(tmp_path, tiny_tree, name="kill", epochs=epochs), tmp_path / "results"
+    folder = results / "kill"
+    codes: list[int] = []
+    sweep = threading.Thread(target=lambda: codes.append(run_sweep(path, results, "--workers", "2")))
+    sweep.start()
+    victim, deadline = None, time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline and sweep.is_alive():
+        for run in folder.glob("*/status.json") if folder.exists() else []:
+            status = read_status(run.parent)
+            if status and status.get("state") == "running" and status.get("epoch", 0) >= 1:
+                os.kill(status["pid"], signal.SIGSTOP)  # frozen mid-run, still alive
+                assert run_sweep(path, results, "--status") == 0  # sees it running, starts nothing
+                assert f"{run.parent.name}  running" in capsys.readouterr().out
+                os.kill(status["pid"], signal.SIGKILL)
+                victim = run.parent
+                break
+        time.sleep(0.005)
+    sweep.join(300)
+    assert victim is not None and codes == [1]
+    assert read_status(victim)["epoch"] < epochs
+    assert run_state(victim) == "interrupted"
+    assert "interrupted: killed by signal 9" in capsys.readouterr().err
+    (other,) = [d for d in folder.iterdir() if d.is_dir() and d.name != ".submitit" and d != victim]
+    assert read_status(other)["state"] == "done"
+    other_files = snapshot(other)
+
+    assert run_sweep(path, results, "--workers", "2") == 0  # resumes the victim only
+    assert read_status(victim)["state"] == "done"
+    assert snapshot(other) == other_files
+
+    # the same config trained without interruption, here
+    from harness.train import train_run
+
+    reference = tmp_path / "reference"
+    cfg = config_from_dict(json.loads((victim / "config.json").read_text()))
+    assert train_run(cfg, reference) == "done"
+    assert comparable(metrics(victim)) == comparable(metrics(reference))
+    assert [r["epoch"] for r in metrics(victim)] == list(range(1, epochs + 1))
+    resumed = torch.load(victim / "checkpoint.pt", weights_only=True)["model"]
+    straight = torch.load(reference / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_failed_runs_rerun_only_with_retry_failed(tmp_path, tiny_tree, capsys):
+    missing = tmp_path / "no-data"
+    path = make_sweep(tmp_path, tiny_tree, name="fail", seeds=(0,),
+                      cases=[{"data.name": "synthetic"}, {"data.name": "mnist", "data.root": str(missing)}])
+    results = tmp_path / "results"
+    assert run_sweep(path, results, "--executor", "debug") == 1
+    err = capsys.readouterr().err
+    assert "failed:" in err and str(missing) in err
+    runs = pd.read_csv(results / "fail" / "runs.csv")
+    assert list(runs["status"]) == ["done", "failed"]
+    failed = results / "fail" / runs.loc[1, "id"]
+    first = read_status(failed)["updated_at"], (failed / "status.json").stat().st_mtime_ns
+
+    assert run_sweep(path, results, "--executor", "debug") == 1
+    assert "1 failed runs are not rerun (use --retry-failed)" in capsys.readouterr().err
+    assert (failed / "status.json").stat().st_mtime_ns == first[1]
+
+    assert run_sweep(path, results, "--executor", "debug", "--retry-failed") == 1
+    assert (failed / "status.json").stat().st_mtime_ns != first[1]
+    assert read_status(failed)["state"] == "failed"
+
+
+def test_dry_run_writes_nothing(tmp_path, tiny_tree, capsys):
+    path, results = make_sweep(tmp_path, tiny_tree, name="dry", seeds=(0, 1, 2)), tmp_path / "results"
+    assert run_sweep(path, results, "--dry-run") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["id", "state", "epoch", "seed"]
+    assert [line.split()[1:] for line in out[1:4]] == [["pending", "-/3", str(s)] for s in range(3)]
+    assert "would start 3 of 3 runs" in out[-1]
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("workers", ["0", "x"])
+def test_bad_worker_count_is_a_usage_error(tmp_path, tiny_tree, workers):
+    with pytest.raises(SystemExit) as e:
+        run_sweep(make_sweep(tmp_path, tiny_tree), tmp_path / "r", "--workers", workers)
+    assert e.value.code == 2
