@@ -462,9 +462,45 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise e.with_source(e.source or source) from None
 
 
+def default_tree(method_name: str) -> dict:
+    """The config tree of all defaults (no validation) for a run of ``method_name``."""
+    from methods import REGULARIZERS
+
+    tree = RunConfig().to_dict()
+    params = REGULARIZERS.get(method_name).Config()
+    tree["method"] = MethodConfig(name=method_name, params=params).to_dict()
+    return tree
+
+
+def _diff(tree: Any, default: Any) -> Any:
+    """The parts of ``tree`` that differ from ``default`` (mappings are compared key by key)."""
+    if isinstance(tree, dict) and isinstance(default, dict):
+        out = {}
+        for key, value in tree.items():
+            if key not in default:
+                out[key] = value
+            else:
+                d = _diff(value, default[key])
+                if d is not _SAME:
+                    out[key] = d
+        return out if out else _SAME
+    return _SAME if tree == default else tree
+
+
+_SAME = object()
+
+
 def config_fingerprint(cfg: RunConfig) -> str:
-    """A stable content hash of a resolved config (the run id of the sweep engine)."""
+    """A stable content hash of a resolved config (the run id of the sweep engine).
+
+    Only the values that differ from the defaults enter the hash, so adding a new config
+    key with a default to the harness leaves every existing id unchanged. (Changing a
+    default is caught when a run resumes: its stored config no longer re-resolves equal.)
+    """
     import hashlib
 
-    blob = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+    diff = _diff(cfg.to_dict(), default_tree(cfg.method.name))
+    diff = {} if diff is _SAME else diff
+    diff.setdefault("method", {})["name"] = cfg.method.name  # defaults are per method
+    blob = json.dumps(diff, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
