@@ -1,0 +1,327 @@
+"""The paper's figures (2-4, 7-10) from sweep results, drawn with seaborn on matplotlib's Agg.
+
+Conventions shared by every figure:
+
+* only runs whose status is ``done`` are drawn; curves and points are the **mean over seeds**
+  with a band of ± one standard deviation over the seeds (seaborn ``errorbar="sd"``). With the
+  2-3 seeds a sweep affords, a bootstrap 95 % CI would be little more than the range of the
+  seeds, and it costs a Python loop of 1,000 resamples per plotted point (minutes for an
+  80-epoch curve); the sd is exact, deterministic and says what it is. A point with one seed
+  has no band, and each caption says how many seeds each point averages;
+* a sweep key that varies besides the plotted ones and ``seed`` is never averaged over
+  silently: it becomes part of the legend label (:func:`harness.figures.base.extra_keys`);
+* the metric columns are the names the evaluators log (``harness/evaluators``): ``latent_swd``,
+  ``latent_sphere_swd`` (``latent``), ``image_swd`` (``image_swd``), ``fid`` / ``fid_n``
+  (``fid``), ``test_recon`` (``recon``), the trainer's ``recon`` (training epoch mean), and the
+  artifacts ``latent_singular_values.jsonl`` (``latent``) and ``tsne.csv`` (``artifacts``:
+  columns ``x``, ``y``, ``label``) in the run folders.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display (also under SLURM / CI)
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from harness.atomic import read_jsonl  # noqa: E402
+from harness.figures.base import (  # noqa: E402
+    FigureOut, ItemData, config_values, extra_keys, group_label, group_title, label_of, raise_data_error,
+    require_columns, seeds_text, value_text,
+)
+from harness.figures.results import SweepResults  # noqa: E402
+from harness.figures.tables import best_lambda, fid_summary  # noqa: E402
+
+ERRORBAR = "sd"
+BAND = "lines: mean over seeds; band: ± 1 standard deviation over seeds (seaborn errorbar='sd')"
+SPECTRUM_FILE = "latent_singular_values.jsonl"  # harness/evaluators/latent.py
+TSNE_FILE = "tsne.csv"  # harness/evaluators/artifacts.py
+TSNE_COLUMNS = ["x", "y", "label"]
+MAX_MARKED_POINTS = 30  # longer curves (e.g. 80 epochs) are drawn without point markers
+
+
+def _dataset(s: SweepResults) -> str:
+    return config_values([s], ["data.name"]).split(" = ", 1)[1]
+
+
+def _panel_title(d: ItemData, s: SweepResults) -> str:
+    return f"{s.name}: {d.scales[s.name]}, {_dataset(s)}"
+
+
+def _lines(ax, df: pd.DataFrame, x: str, y: str, keys: list[str], style: str | None = None,
+           integer_x: bool = False) -> None:
+    """Mean ± sd over seeds per x, one line per value of ``keys`` (× ``style``); legend beside."""
+    df = df.assign(_curve=group_label(df, keys, values_only=True))
+    dots = df[x].nunique() <= MAX_MARKED_POINTS
+    sns.lineplot(data=df, x=x, y=y, hue="_curve", style=style, errorbar=ERRORBAR,
+                 marker="o" if dots else None, markersize=4, ax=ax)
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    legend = ax.get_legend()
+    if legend is not None:
+        title = group_title(keys)
+        legend.set_title(title)
+        for text in legend.get_texts():
+            if text.get_text() == "_curve":
+                text.set_text(title)
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title_fontsize=8, frameon=False)
+
+
+def _new(ncols: int, width: float = 5.2, height: float = 4.0):
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _usable(d: ItemData, columns: list[str], hint: str, curves: bool) -> tuple[list[tuple[SweepResults, pd.DataFrame]], list[str]]:
+    """(sweep, done rows) of the sweeps that logged ``columns``; notes for those that did not."""
+    out, notes = [], []
+    for s in d.sweeps:
+        df = s.done_curves if curves else s.done_runs
+        missing = [c for c in columns if c not in df.columns or df[c].isna().all()]
+        if missing:
+            notes.append(f"{s.folder}: no values for {', '.join(missing)} ({hint}); left out")
+        else:
+            out.append((s, df))
+    if not out:
+        raise_data_error("; ".join(notes))
+    return out, notes
+
+
+# ----------------------------------------------------------------------------- Fig. 2
+
+
+def fig2_left(d: ItemData) -> FigureOut:
+    """Latent-only matching (section 4.1): SWD between latents and sphere samples per epoch."""
+    usable, notes = _usable(d, ["latent_swd"], "eval.metrics must include latent", curves=True)
+    s, curves = usable[0]
+    panels = [c for c in ("latent_swd", "latent_sphere_swd") if c in curves.columns and curves[c].notna().any()]
+    keys = ["method.name"]
+    require_columns(curves, keys, s.folder.name, "run configs needed")
+    keys += extra_keys(curves, s.varied_keys, keys)
+    fig, axes = _new(len(panels))
+    for ax, metric in zip(axes, panels):
+        _lines(ax, curves, "epoch", metric, keys, integer_x=True)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{metric} (log scale)")
+        ax.set_title({"latent_swd": "sliced W2 to prior samples", "latent_sphere_swd": "spherical SW to Unif($S^{d-1}$)"}[metric])
+    notes += [f"Metrics: {', '.join(panels)} (evaluator 'latent'), every {config_values([s], ['eval.every']).split(' = ')[1]} "
+             f"epoch(s), epoch 0 = initialisation; {config_values([s], ['eval.num_samples', 'eval.projections', 'eval.seed'])}.",
+             f"{BAND}; {seeds_text(curves, [*keys, 'epoch'])}."]
+    return FigureOut(fig, notes)
+
+
+def fig2_right(d: ItemData) -> FigureOut:
+    """Image-space SWD between test images and samples per epoch: MoCA vs WAE-MMD, several λ."""
+    usable, notes = _usable(d, ["image_swd"], "eval.metrics must include image_swd", curves=True)
+    fig, axes = _new(len(usable), width=6.0)
+    for ax, (s, curves) in zip(axes, usable):
+        require_columns(curves, ["method.name", "method.weight"], s.folder.name, "run configs needed")
+        keys = ["method.name"] + extra_keys(curves, s.varied_keys, ["method.name", "method.weight"])
+        curves = curves.assign(**{"λ": curves["method.weight"].map(value_text)})
+        _lines(ax, curves, "epoch", "image_swd", keys, style="λ", integer_x=True)
+        ax.set_title(_panel_title(d, s), fontsize=9)
+        ax.set_ylabel("image SWD (×1e3, mean over pyramid levels)")
+        notes.append(f"{s.name}: {config_values([s], ['eval.swd.mode', 'eval.swd.num_images', 'eval.swd.split', 'eval.every'])}; "
+                     f"{seeds_text(curves, [*keys, 'λ', 'epoch'])}.")
+    notes.append(f"{BAND}. SWD values depend on the mode (swd_pytorch ≈ 12× pggan) and on the number of "
+                 "images, so panels with different settings are not comparable.")
+    return FigureOut(fig, notes)
+
+
+# ----------------------------------------------------------------------------- Fig. 3
+
+
+def _final_spectrum(s: SweepResults, rid: str) -> list[float] | None:
+    folder = s.run_folder(rid)
+    if folder is None or not (folder / SPECTRUM_FILE).is_file():
+        return None
+    try:
+        rows = read_jsonl(folder / SPECTRUM_FILE)
+    except (OSError, ValueError):
+        return None
+    rows = [r for r in rows if isinstance(r, dict) and isinstance(r.get("singular_values"), list)]
+    return max(rows, key=lambda r: r.get("epoch", -1))["singular_values"] if rows else None
+
+
+def fig3(d: ItemData) -> FigureOut:
+    """Singular values of the latent matrix of N training images, one curve per λ."""
+    rows, notes = [], []
+    for s in d.sweeps:
+        runs = s.done_runs
+        require_columns(runs, ["method.weight"], s.folder.name, "run configs needed")
+        keys = ["method.weight"] + extra_keys(runs, s.varied_keys, ["method.weight"])
+        lacking = 0
+        for _, r in runs.iterrows():
+            sv = _final_spectrum(s, r["id"])
+            if sv is None:
+                lacking += 1
+                continue
+            rows += [{**{k: r[k] for k in keys}, "id": r["id"], "index": i + 1, "singular value": v,
+                      "n_rows": sum(x * x for x in sv), "dim": len(sv)} for i, v in enumerate(sv)]
+        if lacking:
+            notes.append(f"{s.folder}: {lacking} done runs lack {SPECTRUM_FILE} in their run folder "
+                         f"(needs the run folders and eval.metrics with latent); left out")
+    if not rows:
+        raise_data_error("; ".join(notes) or "no singular values found")
+    df = pd.DataFrame(rows).sort_values(["method.weight", "index"])
+    keys = [k for k in df.columns if k not in ("id", "index", "singular value", "n_rows", "dim")]
+    fig, (ax,) = _new(1, width=6.5)
+    # unit-norm rows: Σ σ_i² = N exactly, so an isotropic latent has every σ_i = sqrt(N / d)
+    shapes = set(zip(df["n_rows"].round().astype(int), df["dim"]))
+    if len(shapes) == 1:
+        (n_rows, dim), = shapes
+        ax.axhline(math.sqrt(n_rows / dim), ls="--", c="gray", lw=1, label="isotropic: √(N/d)")
+    else:
+        notes.append(f"no isotropic guide line: the runs' (N, d) differ ({sorted(shapes)})")
+    _lines(ax, df, "index", "singular value", keys, integer_x=True)
+    ax.set_yscale("log")
+    ax.set_xlabel("singular value index (descending)")
+    notes += [f"Singular values of the N×d matrix of final-epoch latents (evaluator 'latent', {SPECTRUM_FILE}); "
+              f"N = Σσ² = {df['n_rows'].round().astype(int).unique().tolist()}, d = {df['dim'].unique().tolist()}; "
+              f"{config_values(d.sweeps, ['eval.num_samples'])} (first N training items).",
+              f"{BAND}; {seeds_text(df, [*keys, 'index'])}."]
+    return FigureOut(fig, notes)
+
+
+# ----------------------------------------------------------------------------- heatmaps
+
+
+def _heatmap(d: ItemData, row: str, col: str, what: str) -> FigureOut:
+    """Mean final FID over ``row`` × ``col`` (one panel per value of any other varied key)."""
+    usable, notes = _usable(d, ["fid", row, col], "eval.metrics must include fid", curves=False)
+    panels = []
+    for s, runs in usable:
+        extras = extra_keys(runs, s.varied_keys, [row, col])
+        labels = group_label(runs, extras) if extras else pd.Series([s.name] * len(runs), index=runs.index)
+        for label, part in runs.groupby(labels, sort=True):
+            panels.append((s, label, fid_summary(part, [row, col])))
+    fig, axes = _new(len(panels), width=6.0, height=4.6)
+    for ax, (s, label, summary) in zip(axes, panels):
+        grid = summary.pivot(index=row, columns=col, values="fid_mean").sort_index().sort_index(axis=1)
+        grid.index = [value_text(v) for v in grid.index]
+        grid.columns = [value_text(v) for v in grid.columns]
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis_r", ax=ax, cbar_kws={"label": "FID (lower is better)"})
+        ax.set_xlabel(label_of(col))
+        ax.set_ylabel(label_of(row))
+        ax.set_title(f"{label} ({d.scales[s.name]}, {_dataset(s)})", fontsize=9)
+        n = summary["runs"]
+        notes.append(f"{label}: {int(n.min())}-{int(n.max())} runs (seeds) per cell; empty cells: not run or not done.")
+    notes.append(f"Cells: mean over seeds of the final-epoch FID ({what}); "
+                 f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split', 'eval.fid.dims'])}.")
+    return FigureOut(fig, notes)
+
+
+def fig4(d: ItemData) -> FigureOut:
+    return _heatmap(d, "model.latent_dim", "method.weight", "latent dimension × λ")
+
+
+def fig10(d: ItemData) -> FigureOut:
+    return _heatmap(d, "method.tau", "method.weight", "temperature τ × λ")
+
+
+# ----------------------------------------------------------------------------- Fig. 7
+
+
+def _read_tsne(s: SweepResults, rid: str) -> pd.DataFrame | None:
+    folder = s.run_folder(rid)
+    if folder is None or not (folder / TSNE_FILE).is_file():
+        return None
+    try:
+        df = pd.read_csv(folder / TSNE_FILE)
+    except (OSError, ValueError):
+        return None
+    return df if all(c in df.columns for c in TSNE_COLUMNS) else None
+
+
+def fig7(d: ItemData) -> FigureOut:
+    """t-SNE maps of test-set latents, one panel per method (the lowest seed of each)."""
+    panels, notes = [], []
+    for s in d.sweeps:
+        runs = s.done_runs
+        require_columns(runs, ["method.name"], s.folder.name, "run configs needed")
+        keys = ["method.name"] + extra_keys(runs, s.varied_keys, ["method.name"])
+        runs = runs.assign(panel=group_label(runs, keys))
+        for label, part in runs.groupby("panel", sort=True):
+            part = part.sort_values("seed") if "seed" in part.columns else part
+            found = next(((r, t) for r, t in ((r, _read_tsne(s, r)) for r in part["id"]) if t is not None), None)
+            if found is None:
+                notes.append(f"{s.folder}: no readable {TSNE_FILE} (columns {', '.join(TSNE_COLUMNS)}) in the run "
+                             f"folders of {label}; left out")
+                continue
+            seed = part.set_index("id").loc[found[0]].get("seed", "?")
+            panels.append((s, f"{label}, seed={value_text(seed)}", found[1]))
+    if not panels:
+        raise_data_error("; ".join(notes))
+    fig, axes = _new(len(panels), width=5.0, height=4.6)
+    for ax, (s, label, t) in zip(axes, panels):
+        sns.scatterplot(data=t.assign(label=t["label"].astype(str)), x="x", y="y", hue="label", s=6,
+                        linewidth=0, palette="tab10", ax=ax, legend=ax is axes[-1])
+        ax.set_title(f"{label}\n{d.scales[s.name]}, {_dataset(s)}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    if axes[-1].get_legend() is not None:
+        sns.move_legend(axes[-1], "center left", bbox_to_anchor=(1.0, 0.5), title="class", markerscale=2)
+    notes.append(f"t-SNE of test-set latents written by the artifacts evaluator ({TSNE_FILE}); "
+                 f"{config_values(d.sweeps, ['eval.artifacts.tsne_points'])}; one run (the lowest seed) per panel.")
+    return FigureOut(fig, notes)
+
+
+# ----------------------------------------------------------------------------- Figs. 8, 9
+
+
+def fig8(d: ItemData) -> FigureOut:
+    """Final reconstruction loss vs λ (appendix D.1); test-set value when logged, else training."""
+    frames, varied, notes = [], [], []
+    for s in d.sweeps:
+        runs = s.done_runs
+        metric = next((c for c in ("test_recon", "recon") if c in runs.columns and runs[c].notna().any()), None)
+        if metric is None:
+            notes.append(f"{s.folder}: no test_recon or recon values; left out")
+            continue
+        frames.append(runs.assign(sweep=s.name, metric=metric, value=runs[metric]))
+        varied += [k for k in s.varied_keys if k not in varied]
+    if not frames:
+        raise_data_error("; ".join(notes))
+    runs = pd.concat(frames, ignore_index=True)
+    require_columns(runs, ["method.weight", "method.name"], d.item.id, "run configs needed")
+    keys = ["method.name"] + (["sweep"] if len(frames) > 1 else []) + extra_keys(runs, varied, ["method.name", "method.weight", "sweep"])
+    metrics = sorted(runs["metric"].unique())
+    fig, (ax,) = _new(1, width=6.5)
+    _lines(ax, runs, "method.weight", "value", keys)
+    ax.set_xscale("log")
+    ax.set_xlabel("λ (log scale)")
+    ax.set_ylabel(" / ".join(metrics) + " (per-image squared error, summed over pixels)")
+    which = {"test_recon": "test-set reconstruction error (evaluator 'recon')",
+             "recon": "training reconstruction term, mean over the last epoch (trainer)"}
+    notes += [f"y: {'; '.join(which[m] for m in metrics)}.", f"{BAND}; {seeds_text(runs, [*keys, 'method.weight'])}."]
+    return FigureOut(fig, notes)
+
+
+def fig9(d: ItemData) -> FigureOut:
+    """FID vs λ for each input size (appendix D.2); the lowest mean per size is starred."""
+    usable, notes = _usable(d, ["fid", "data.image_size", "method.weight"], "eval.metrics must include fid", curves=False)
+    s, runs = usable[0]
+    extras = extra_keys(runs, s.varied_keys, ["data.image_size", "method.weight"])
+    keys = ["data.image_size"] + extras
+    _, best = best_lambda(runs, "data.image_size", extras)
+    fig, (ax,) = _new(1, width=6.5)
+    ax.scatter(best["method.weight"], best["fid_mean"], marker="*", s=160, c="k", zorder=5, label="best λ per size")
+    _lines(ax, runs, "method.weight", "fid", keys)
+    ax.set_xscale("log")
+    ax.set_xlabel("λ (log scale)")
+    ax.set_ylabel("FID (final epoch)")
+    notes += [f"FID per λ and input size; FID is not comparable across sizes (appendix D.2); "
+              f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split'])}.",
+              f"{BAND}; {seeds_text(runs, [*keys, 'method.weight'])}. Table 4 lists the starred λ."]
+    return FigureOut(fig, notes)
+
+
+__all__ = ["fig2_left", "fig2_right", "fig3", "fig4", "fig7", "fig8", "fig9", "fig10"]

@@ -1,0 +1,199 @@
+"""Reading one sweep's results for the figures: runs, curves, run configs, and what is wrong.
+
+A sweep's results live in ``<results>/<sweep>/`` (docs/design.md, docs/sweeps.md). Two
+sources, in this order:
+
+1. the run folders themselves, through :func:`harness.collect.collect` (always current),
+   when at least one run folder of the ``sweep.json`` manifest exists;
+2. ``runs.csv`` / ``curves.csv`` written by ``python -m harness.collect`` (what a clone of the
+   repository holds: run folders are not committed, see .gitignore).
+
+Each run's resolved config comes from its ``config.json`` or, when the run folder is absent,
+from re-expanding the sweep file named in the manifest (runs are matched by their content-hash
+id, so an edited sweep file cannot lend a run the wrong config: its runs simply get no config).
+The configs supply the keys the sweep did not vary (dataset, architecture, metric modes), from
+which captions state the scale and the measurement settings.
+
+Nothing here invents a value: a run without a config, a corrupt run folder or a missing file
+is recorded in :attr:`SweepResults.problems`, and plotting code only sees runs whose status is
+``done``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.collect import CURVES_CSV, RUNS_CSV, CollectError, collect
+from harness.sweep.identity import PathEscape, run_dir, sweep_dir
+from harness.sweep.state import CONFIG, DONE, MANIFEST, read_json_file
+
+STATE_COLUMNS = ("status", "epochs", "wall_time_s")
+
+
+class ResultsUnreadable(ValueError):
+    """A sweep folder exists but holds nothing that can be read (one line, says why)."""
+
+
+class ItemDataError(ValueError):
+    """The results are there but cannot make this item (e.g. a metric was not logged)."""
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings to dotted keys; lists become JSON text, as in runs.csv cells."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: json.dumps(tree) if isinstance(tree, list) else tree}
+
+
+@dataclass
+class SweepResults:
+    """What one sweep folder holds, with a flat config column for every config key."""
+
+    name: str
+    folder: Path
+    source: str  # "run folders" or "runs.csv"
+    varied_keys: list[str]
+    runs: pd.DataFrame  # every run, any status
+    curves: pd.DataFrame  # every logged epoch of every run
+    configs: dict[str, dict[str, Any]]  # run id -> flat resolved config
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def done_runs(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == DONE].reset_index(drop=True)
+
+    @property
+    def done_curves(self) -> pd.DataFrame:
+        ids = set(self.done_runs["id"])
+        return self.curves[self.curves["id"].isin(ids)].reset_index(drop=True)
+
+    def status_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.runs["status"].value_counts().items()}
+
+    def run_folder(self, rid: str) -> Path | None:
+        """The folder of run ``rid`` when it exists on disk (artifacts live there)."""
+        try:
+            path = run_dir(self.folder, rid)
+        except PathEscape:
+            return None
+        return path if path.is_dir() else None
+
+    def done_configs(self) -> list[dict[str, Any]]:
+        return [self.configs[rid] for rid in self.done_runs["id"] if rid in self.configs]
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as e:  # pandas' ParserError / EmptyDataError are ValueErrors
+        raise ResultsUnreadable(f"{path}: cannot be read as CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def _varied_from_csv(runs: pd.DataFrame) -> list[str]:
+    cols = list(runs.columns)
+    if "name" in cols and "status" in cols and cols.index("name") < cols.index("status"):
+        return cols[cols.index("name") + 1: cols.index("status")]
+    return []
+
+
+def _configs_from_sweep_file(path: Path, ids: set[str], problems: list[str]) -> dict[str, dict]:
+    """Resolved configs of the runs ``ids`` by re-expanding the sweep file (matched by id)."""
+    from harness.sweep.spec import SweepError, load_sweep  # imports torch-side registries
+
+    try:
+        sweep = load_sweep(path)
+    except SweepError as e:
+        problems.append(f"run configs unavailable: {e}")
+        return {}
+    return {r.id: flatten(r.config.to_dict()) for r in sweep.runs if r.id in ids}
+
+
+def _attach_configs(df: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
+    """Add one column per config key that ``df`` lacks (varied keys are already there)."""
+    if df.empty or not configs:
+        return df
+    keys: list[str] = []
+    for flat in configs.values():
+        keys.extend(k for k in flat if k not in keys and k not in df.columns)
+    if not keys:
+        return df
+    extra = pd.DataFrame([{"id": rid, **{k: flat.get(k) for k in keys}} for rid, flat in configs.items()])
+    return df.merge(extra, on="id", how="left")
+
+
+def load_sweep_results(results: str | Path, name: str, sweep_file: str | Path | None = None) -> SweepResults | None:
+    """The results of sweep ``name`` under ``results``; None when there are none at all.
+
+    ``sweep_file`` (the registry's file for this sweep) is the fallback for run configs when
+    neither the run folders nor the manifest's ``sweep_file`` can supply them. Raises
+    :class:`ResultsUnreadable` when the folder exists but nothing in it can be read.
+    """
+    try:
+        folder = sweep_dir(results, name)
+    except PathEscape as e:
+        raise ResultsUnreadable(str(e)) from None
+    if not folder.is_dir():
+        return None
+    problems: list[str] = []
+    manifest = read_json_file(folder / MANIFEST)
+    manifest = manifest if isinstance(manifest, dict) and isinstance(manifest.get("runs"), list) else None
+    if (folder / MANIFEST).exists() and manifest is None:
+        problems.append(f"{folder / MANIFEST}: unreadable or not a sweep manifest")
+    ids_in_manifest = [e.get("id") for e in (manifest or {}).get("runs", []) if isinstance(e, dict)]
+    has_run_folders = any(isinstance(i, str) and (folder / i).is_dir() for i in ids_in_manifest)
+    has_csv = (folder / RUNS_CSV).is_file()
+
+    if manifest is not None and (has_run_folders or not has_csv):
+        try:
+            runs, curves = collect(folder, warn=problems.append)
+        except CollectError as e:
+            raise ResultsUnreadable(str(e)) from None
+        source = "run folders"
+        varied = [k for k in manifest.get("varied_keys", []) if isinstance(k, str)]
+    elif has_csv:
+        runs = _read_csv(folder / RUNS_CSV)
+        if (folder / CURVES_CSV).is_file():
+            curves = _read_csv(folder / CURVES_CSV)
+        else:
+            problems.append(f"{folder / CURVES_CSV}: missing (per-epoch curves unavailable)")
+            curves = pd.DataFrame(columns=["id", "epoch"])
+        source = "runs.csv"
+        for col in ("id", "status"):
+            if col not in runs.columns:
+                raise ResultsUnreadable(f"{folder / RUNS_CSV}: no '{col}' column (not written by harness.collect?)")
+        varied = ([k for k in manifest.get("varied_keys", []) if isinstance(k, str)] if manifest
+                  else _varied_from_csv(runs))
+    else:
+        raise ResultsUnreadable(f"{folder}: neither a readable {MANIFEST} nor {RUNS_CSV}")
+    runs["id"] = runs["id"].astype(str)
+    if "id" in curves.columns:
+        curves["id"] = curves["id"].astype(str)
+
+    configs: dict[str, dict] = {}
+    for rid in runs["id"]:
+        path = folder / rid / CONFIG
+        cfg = read_json_file(path) if path.is_file() else None
+        if isinstance(cfg, dict):
+            configs[rid] = flatten(cfg)
+    lacking = set(runs["id"]) - set(configs)
+    if lacking:
+        candidates = [Path(p) for p in ((manifest or {}).get("sweep_file"), sweep_file) if p]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is not None:
+            configs.update(_configs_from_sweep_file(found, lacking, problems))
+        lacking = set(runs["id"]) - set(configs)
+        done_lacking = lacking & set(runs.loc[runs["status"] == DONE, "id"])
+        if done_lacking:
+            problems.append(f"{len(done_lacking)} done runs have no known config "
+                            f"(no config.json, and the sweep file no longer expands to their ids)")
+    runs = _attach_configs(runs, configs)
+    curves = _attach_configs(curves, configs)
+    return SweepResults(name, folder, source, varied, runs, curves, configs, problems)
