@@ -1,22 +1,16 @@
 """The slurm executor on the local SLURM cluster (``make slurm-up``; run with ``-m slurm``):
 job arrays split at MaxArraySize, --no-wait then --status and a rerun that follows the
-queued jobs, and a preempted job that requeues itself and resumes bit-for-bit."""
+queued jobs. Cancel, preemption and requeue: tests/test_sweep_slurm_lifecycle.py."""
 
 from __future__ import annotations
 
 import copy
-import json
-import os
 import shutil
-import signal
 import subprocess
-import threading
-import time
 
 import pytest
 import yaml
 
-from harness.config import config_from_dict
 from harness.sweep import executors
 from harness.sweep.__main__ import main
 from harness.sweep.state import read_status, read_submitted, status_job_id
@@ -70,38 +64,3 @@ def test_no_wait_then_status_then_rerun_follows_the_queue(tmp_path, tiny_tree, c
     assert main(args) == 0  # submits nothing new, waits for the queued jobs
     assert read_submitted(results / "nowait") == jobs_before
     assert "nowait: 3 runs: 3 done" in capsys.readouterr().out
-
-
-def test_preempted_job_requeues_and_resumes_bitwise(tmp_path, tiny_tree, capsys):
-    epochs = 30
-    path, results = make_sweep(tmp_path, tiny_tree, "preempt", epochs=epochs, seeds=(0,)), tmp_path / "results"
-    codes: list[int] = []
-    sweep = threading.Thread(target=lambda: codes.append(
-        main([str(path), "--executor", "slurm", "--results", str(results)])))
-    sweep.start()
-    folder, signalled, deadline = results / "preempt", False, time.monotonic() + 600
-    while not signalled and time.monotonic() < deadline and sweep.is_alive():
-        for run in folder.glob("*/status.json") if folder.exists() else []:
-            status = read_status(run.parent)
-            if status and status.get("state") == "running" and 1 <= status.get("epoch", 0) < epochs // 2:
-                os.kill(status["pid"], signal.SIGSTOP)  # hold it mid-run while the signals arrive
-                job = read_submitted(folder)[run.parent.name]
-                # what SLURM does on preemption: SIGTERM, then the USR2 submitit turns into a requeue
-                subprocess.run(["scancel", job, "--signal", "SIGTERM"], check=True)
-                subprocess.run(["scancel", job, "--signal", "USR2"], check=True)
-                os.kill(status["pid"], signal.SIGCONT)
-                signalled, victim = True, run.parent
-                break
-        time.sleep(0.01)
-    sweep.join(600)
-    assert signalled and codes == [0]
-    status = read_status(victim)
-    assert status["state"] == "done" and status["resumed_at"]  # a second process finished it
-
-    from harness.train import train_run
-
-    reference = tmp_path / "reference"
-    assert train_run(config_from_dict(json.loads((victim / "config.json").read_text())), reference) == "done"
-    lines = lambda d: [{k: v for k, v in json.loads(line).items() if k not in TIMING}  # noqa: E731
-                       for line in (d / "metrics.jsonl").read_text().splitlines()]
-    assert lines(victim) == lines(reference)

@@ -15,7 +15,8 @@ import yaml
 from harness.sweep import load_sweep
 from harness.sweep.engine import plan
 from harness.sweep.state import (
-    DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, QUEUED, RUNNING, pid_alive, run_lock, run_state,
+    DIVERGED, DONE, FAILED, INTERRUPTED, PENDING, QUEUED, RUNNING, pid_alive, read_status, record_slurm_ends,
+    run_lock, run_state,
 )
 
 HOST = socket.gethostname()
@@ -111,3 +112,19 @@ def test_run_ids_from_disk_cannot_escape(tmp_path, bad):
     with pytest.raises(PathEscape):
         run_dir(tmp_path, bad)
     assert run_dir(tmp_path, "0123456789ab") == tmp_path / "0123456789ab"
+
+
+def test_ended_slurm_job_is_recorded_as_interrupted(tmp_path):
+    run = tmp_path / "0123456789ab"
+    run.mkdir()
+    status = {"state": "running", "host": HOST, "pid": _dead_pid(),
+              "slurm_job_id": "13", "slurm_array_job_id": "12", "slurm_array_task_id": "1"}
+    (run / "status.json").write_text(json.dumps(status))
+    states = {run.name: (INTERRUPTED, status)}
+    with run_lock(run):  # a process training the run: never overwritten
+        assert record_slurm_ends(tmp_path, states, {"12_1": "CANCELLED by 0"}) == states
+    assert read_status(run)["state"] == RUNNING
+    got = record_slurm_ends(tmp_path, states, {"12_1": "CANCELLED by 0"})
+    assert got[run.name][0] == INTERRUPTED and read_status(run)["reason"] == "slurm job 12_1 CANCELLED by 0"
+    assert run_state(run) == INTERRUPTED
+    assert run_state(run, active_jobs={"12_1"}, submitted_job="12_1") == QUEUED

@@ -17,7 +17,7 @@ import sys
 from tqdm import tqdm
 
 from harness.sweep.engine import (
-    all_final, check_folders, current_states, plan, prepare, print_table, summary,
+    all_final, check_folders, current_states, plan, prepare, print_reasons, print_table, summary,
 )
 from harness.sweep.executors import EXECUTORS, DebugExecutor, Launch, LocalExecutor, SlurmExecutor, default_workers
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     to_start = plan(sweep, states, args.retry_failed)
     if args.dry_run or args.status:
         print_table(sweep, states)
+        print_reasons(sweep, states)
         print(summary(sweep, states))
         if args.dry_run:
             print(f"would start {len(to_start)} of {len(sweep.runs)} runs with the {args.executor} executor")

@@ -25,15 +25,19 @@ from harness.sweep.executors import Launch
 from harness.sweep.identity import EXECUTION_ONLY, format_value, run_dir, short_labels
 from harness.sweep.spec import Sweep, SweepError
 from harness.sweep.state import (
-    CONFIG, FAILED, FINAL, INTERRUPTED, MANIFEST, PENDING, STATES, read_json_file, sweep_states,
+    CONFIG, FAILED, FINAL, INTERRUPTED, MANIFEST, PENDING, STATES, read_json_file, record_slurm_ends,
+    sweep_states,
 )
 
 
 def current_states(sweep: Sweep, folder: Path) -> dict[str, tuple[str, dict | None]]:
+    """run id -> (state, status.json); a run whose SLURM job ended without the trainer
+    finishing (``scancel``, node failure, time-out) gets sacct's word for it recorded as the
+    ``reason`` of an ``interrupted`` status (:func:`harness.sweep.state.record_slurm_ends`)."""
     ids = [r.id for r in sweep.runs]
     if not folder.exists():
         return {rid: (PENDING, None) for rid in ids}
-    return sweep_states(folder, ids)
+    return record_slurm_ends(folder, sweep_states(folder, ids))
 
 
 def plan(sweep: Sweep, states: dict[str, tuple[str, dict | None]], retry_failed: bool) -> list:
@@ -111,6 +115,17 @@ def print_table(sweep: Sweep, states: dict, out: TextIO | None = None) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip(), file=out)
+
+
+def print_reasons(sweep: Sweep, states: dict, out: TextIO | None = None) -> None:
+    """One line per ``interrupted`` or ``failed`` run that has a reason in its status.json
+    (the exception of a failed run; how SLURM ended the job of an interrupted one)."""
+    out = out or sys.stdout
+    for run in sweep.runs:
+        state, status = states[run.id]
+        reason = str((status or {}).get("reason") or "").strip()
+        if state in (INTERRUPTED, FAILED) and reason:
+            print(f"{run.id} {run.name}: {state}: {reason.splitlines()[0]}", file=out)
 
 
 def summary(sweep: Sweep, states: dict) -> str:

@@ -29,7 +29,10 @@ from typing import Callable
 
 from harness.atomic import write_json
 from harness.sweep.spec import RunSpec, SlurmConfig
-from harness.sweep.state import LOG, SUBMITIT_DIR, SUBMITTED, read_submitted, run_state, slurm_active_jobs
+from harness.sweep.state import (
+    INTERRUPTED, LOG, PENDING, SUBMITIT_DIR, SUBMITTED, read_status, read_submitted, record_slurm_ends, run_state,
+    slurm_active_jobs, slurm_end_states,
+)
 
 EXECUTORS = ["local", "slurm", "debug"]
 OnDone = Callable[["Launch", str, str], None]
@@ -191,9 +194,18 @@ class SlurmExecutor:
             if active is None:
                 raise RuntimeError("squeue failed: cannot follow the submitted jobs "
                                    "(they keep running; check later with --status)")
-            for job_id in [j for j in waiting if j not in active]:
-                launch = waiting.pop(job_id)
-                on_done(launch, run_state(launch.folder), f"log: {self.log_path(job_id)}")
+            left = {job_id: waiting.pop(job_id) for job_id in [j for j in waiting if j not in active]}
+            states = {job_id: run_state(launch.folder) for job_id, launch in left.items()}
+            # a job that left the queue with its run neither finished nor failed: ask sacct how
+            # it ended (scancel, time-out, node failure, out of memory)
+            ended = slurm_end_states([j for j, state in states.items() if state in (INTERRUPTED, PENDING)])
+            for job_id, launch in left.items():
+                state = states[job_id]
+                if job_id in ended:
+                    record_slurm_ends(launch.folder.parent,
+                                      {launch.run.id: (state, read_status(launch.folder))}, ended)
+                how = f"slurm job {job_id} {ended[job_id]}; " if job_id in ended else ""
+                on_done(launch, state, f"{how}log: {self.log_path(job_id)}")
 
 
 # ---------------------------------------------------------------------------- debug

@@ -7,8 +7,15 @@ The trainer writes ``status.json`` with ``state`` = running | done | diverged | 
     pending      never started (no status.json)
     queued       submitted to SLURM and waiting (or waiting to be requeued)
     running      status "running" and its process is alive
-    interrupted  status "running" but its process is gone (killed, node lost): resumable
+    interrupted  status "running" but its process is gone (killed, node lost, SLURM job
+                 cancelled): resumable
     done, diverged, failed   as the trainer wrote them
+
+When the process that wrote a ``running`` status was a SLURM job that has left the queue,
+:func:`record_slurm_ends` asks ``sacct`` how it ended (``CANCELLED by 1000``, ``TIMEOUT``,
+``OUT_OF_MEMORY``, ...) and writes ``state: interrupted`` with that ``reason`` into
+``status.json``, so the record on disk no longer says ``running`` and ``--status`` can say
+why; the trainer resumes such a run like any other that is not done.
 
 A process is alive when ``host`` is this machine and ``pid`` names a live, non-zombie
 process that started no later than the status was last written (so a recycled pid is not
@@ -28,10 +35,13 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+from harness.atomic import write_json
 
 # the files of a run folder (docs/design.md "A run folder"; written by harness.train)
 CONFIG, STATUS, METRICS, CHECKPOINT, LOG, LOCK = (
@@ -43,6 +53,10 @@ DONE, DIVERGED, FAILED = "done", "diverged", "failed"
 STATES = [DONE, DIVERGED, FAILED, INTERRUPTED, RUNNING, QUEUED, PENDING]  # summary order
 FINAL = (DONE, DIVERGED)  # never rerun (docs/sweeps.md "Skip and resume")
 PID_SLACK_S = 5.0  # clock granularity allowed between a process start and its status write
+# sacct states of a job that has not ended (sacct(1) "JOB STATE CODES"); any other has ended
+SLURM_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING", "CONFIGURING",
+                "STAGE_OUT", "SIGNALING", "REQUEUE_FED", "REQUEUE_HOLD", "SPECIAL_EXIT", "STOPPED"}
+SACCT_SETTLE_S = 10.0  # slurmdbd may record a job's end a few seconds after it left squeue
 
 
 def read_json_file(path: Path) -> Any:
@@ -120,6 +134,38 @@ def slurm_active_jobs() -> set[str] | None:
     return {line.strip() for line in out.splitlines() if line.strip()}
 
 
+def slurm_end_states(job_ids: Iterable[str], settle_s: float = SACCT_SETTLE_S) -> dict[str, str]:
+    """job id (``123_4`` or ``125``) -> how it ended according to ``sacct`` (``CANCELLED by 0``,
+    ``TIMEOUT``, ``FAILED``, ``COMPLETED``, ...), for the jobs among ``job_ids`` that have ended.
+
+    Only asked about jobs that already left ``squeue``; as slurmdbd may record the end a little
+    later, while sacct still lists one of them as active it is asked again, for up to
+    ``settle_s`` seconds; a job still active then, or unknown to sacct (purged), is left out.
+    Empty without sacct or accounting.
+    """
+    wanted = sorted(set(job_ids))
+    if not wanted or shutil.which("sacct") is None:
+        return {}
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(wanted)],
+                                 capture_output=True, text=True, timeout=60, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return {}
+        ended, active = {}, False
+        for line in out.splitlines():
+            job, _, state = line.strip().partition("|")
+            if job in wanted and state.strip():
+                if state.split()[0] in SLURM_ACTIVE:
+                    active = True
+                else:
+                    ended[job] = state.strip()
+        if not active or time.monotonic() >= deadline:
+            return ended
+        time.sleep(0.5)
+
+
 def process_alive(status: dict, active_jobs: set[str] | None) -> bool | None:
     """True / False when the writer of a ``running`` status can be checked, else None."""
     if status.get("host") == socket.gethostname() and "pid" in status:
@@ -146,6 +192,8 @@ def run_state(run_dir: Path, active_jobs: set[str] | None = None, submitted_job:
         if alive is None or alive:
             return RUNNING
         return QUEUED if queued else INTERRUPTED
+    if state == INTERRUPTED:  # written by record_slurm_ends
+        return QUEUED if queued else INTERRUPTED
     if queued:
         return QUEUED
     return FAILED if state == FAILED else PENDING
@@ -167,6 +215,41 @@ def sweep_states(sweep_folder: Path, run_ids: list[str]) -> dict[str, tuple[str,
     active = slurm_active_jobs() if needs_queue else None
     return {rid: (run_state(sweep_folder / rid, active, submitted.get(rid), statuses[rid]), statuses[rid])
             for rid in run_ids}
+
+
+def record_slurm_ends(sweep_folder: Path, states: dict[str, tuple[str, dict | None]],
+                      ended: dict[str, str] | None = None) -> dict[str, tuple[str, dict | None]]:
+    """Record in ``status.json`` how the SLURM job of each ``interrupted`` run ended.
+
+    For each run of ``states`` (run id -> (state, status), as from :func:`sweep_states`)
+    that is ``interrupted`` while its status.json still says ``running`` and names a SLURM
+    job, sacct is asked how that job ended (``ended``, job id -> sacct state, when the
+    caller already knows), and ``state: interrupted``, ``reason: slurm job 12_3 CANCELLED
+    by 0`` are written -- holding the run lock, and only if the status read again under it
+    is still the one of that job, so a job that has started training the run meanwhile is
+    never overwritten. Returns ``states`` with the statuses written.
+    """
+    candidates = {rid: status_job_id(status) for rid, (state, status) in states.items()
+                  if state == INTERRUPTED and status and status.get("state") == RUNNING and status_job_id(status)}
+    if not candidates:
+        return states
+    known = dict(ended or {})
+    missing = [job for job in candidates.values() if job not in known]
+    known.update(slurm_end_states(missing) if missing else {})
+    states = dict(states)
+    for rid, job in candidates.items():
+        if job not in known:
+            continue
+        run_dir = Path(sweep_folder) / rid
+        with run_lock(run_dir) as held:
+            status = read_status(run_dir) if held else None
+            if status is None or status.get("state") != RUNNING or status_job_id(status) != job:
+                continue
+            status.update(state=INTERRUPTED, reason=f"slurm job {job} {known[job]}",
+                          updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            write_json(run_dir / STATUS, status)
+        states[rid] = (INTERRUPTED, status)
+    return states
 
 
 @contextmanager
