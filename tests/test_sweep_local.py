@@ -161,3 +161,31 @@ def test_bad_worker_count_is_a_usage_error(tmp_path, tiny_tree, workers):
     with pytest.raises(SystemExit) as e:
         run_sweep(make_sweep(tmp_path, tiny_tree), tmp_path / "r", "--workers", workers)
     assert e.value.code == 2
+
+
+def test_sigterm_of_the_sweep_stops_its_runs_and_a_rerun_finishes_them(tmp_path, tiny_tree):
+    """`kill <sweep pid>` must not leave orphan runs training on; the rerun resumes them."""
+    import subprocess
+    import sys
+
+    from harness.sweep.state import pid_alive
+
+    path, results = make_sweep(tmp_path, tiny_tree, name="term", epochs=60), tmp_path / "results"
+    folder = results / "term"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.sweep", str(path), "--results", str(results),
+                             "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pids, deadline = [], time.monotonic() + 300
+    while not pids and time.monotonic() < deadline and proc.poll() is None:
+        statuses = [read_status(r.parent) for r in folder.glob("*/status.json")] if folder.exists() else []
+        pids = [s["pid"] for s in statuses if s and s.get("state") == "running" and s.get("epoch", 0) >= 1]
+        time.sleep(0.01)
+    assert pids, "no run reached epoch 1"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 130
+    assert "rerun the same command to resume" in proc.stderr.read()
+    deadline = time.monotonic() + 20
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(pid_alive(pid) for pid in pids)
+    assert run_sweep(path, results, "--workers", "2") == 0
+    assert all(read_status(r.parent)["state"] == "done" for r in folder.glob("*/status.json"))

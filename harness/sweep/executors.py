@@ -20,8 +20,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import signal
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,14 @@ class LocalExecutor:
         ctx.set_forkserver_preload(["harness.sweep._preload"])
         queue = list(reversed(launches))
         active: dict[int, tuple[multiprocessing.Process, Launch]] = {}
+        terminated = []
+
+        def on_sigterm(signum, frame):  # a kill of the sweep stops its runs too (they resume later)
+            terminated.append(signum)
+            raise KeyboardInterrupt
+
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
         try:
             while queue or active:
                 while queue and len(active) < self.workers:
@@ -91,14 +101,18 @@ class LocalExecutor:
                     note = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else ""
                     on_done(launch, run_state(launch.folder), note)
         except KeyboardInterrupt:
-            # the runs got the same SIGINT (same process group); give them a moment, then stop them
-            deadline = time.monotonic() + 10
+            # after Ctrl-C the runs got the same SIGINT (same process group): give them a moment,
+            # then stop them; after a SIGTERM of the sweep alone, stop them at once
+            deadline = time.monotonic() + (0 if terminated else 10)
             for proc, _ in active.values():
                 proc.join(max(0.0, deadline - time.monotonic()))
                 if proc.is_alive():
                     proc.terminate()
                     proc.join(5)
             raise
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------------------- slurm
