@@ -30,15 +30,6 @@ BASELINES = ["mmd", "swd", "sinkhorn", "wae_gan", "cwae"]
 IN_DIM = 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second intra-op thread only adds contention on a shared CPU (10x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_ctx(prior: str = "gaussian", dim: int = 3, seed: int = 0) -> RegularizerContext:
     g = torch.Generator().manual_seed(1000 + seed)
     encoder = nn.Linear(IN_DIM, dim)
