@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from harness.config import ConfigError, require, require_choice
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
@@ -55,13 +54,45 @@ def cosine_momentum(base: float, t: int, total: int) -> float:
     return 1.0 - (1.0 - base) * (math.cos(math.pi * t / total) + 1.0) / 2.0
 
 
+class QueueLogSumExp(torch.autograd.Function):
+    """logsumexp_j (q_i · u_j) over the queue rows u_j, for each query row q_i.
+
+    Same value and gradient as ``torch.logsumexp(q @ queue.T, 1)``, but the B×K logits
+    become the softmax in place and that one buffer serves the backward pass (grad_q =
+    softmax · queue), where autograd's version allocates and traverses several B×K
+    temporaries; with K = 10,000 this is most of MoCA's cost beyond the key encoder. The
+    queue gets no gradient (it holds keys of past batches).
+    """
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
+        logits = q @ queue.t()
+        top = logits.amax(dim=1, keepdim=True)
+        probs = logits.sub_(top).exp_()
+        total = probs.sum(dim=1, keepdim=True)
+        probs.div_(total)
+        ctx.save_for_backward(probs, queue)
+        return (top + total.log()).squeeze(1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # no double backward through the queue
+    def backward(ctx, grad: torch.Tensor):
+        probs, queue = ctx.saved_tensors
+        return grad.unsqueeze(1) * (probs @ queue), None  # diag(g)·P·U, no B×K temporary
+
+
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
-    """Mean InfoNCE with positive ``k[i]`` for ``q[i]`` and the rows of ``queue`` as negatives."""
-    l_pos = (q * k).sum(dim=1, keepdim=True)  # B×1
-    l_neg = q @ queue.t()  # B×K
-    logits = torch.cat([l_pos, l_neg], dim=1) / tau
-    labels = torch.zeros(len(q), dtype=torch.long, device=q.device)
-    return F.cross_entropy(logits, labels)
+    """Mean InfoNCE with positive ``k[i]`` for ``q[i]`` and the rows of ``queue`` as negatives.
+
+    −log(e^{l⁺} / (e^{l⁺} + Σ_j e^{l⁻_j})) = logaddexp(l⁺, logsumexp_j l⁻_j) − l⁺, with
+    the logits l = q·u/τ. Scaling the B×d queries by 1/τ (not the B×K logits) and reducing
+    the negatives with :class:`QueueLogSumExp` keeps the cost of a large queue to one matrix
+    product and a few in-place passes over the logits.
+    """
+    q = q / tau
+    l_pos = (q * k).sum(dim=1)  # B
+    l_neg = QueueLogSumExp.apply(q, queue)  # B: logsumexp over the K negatives
+    return (torch.logaddexp(l_pos, l_neg) - l_pos).mean()
 
 
 @REGULARIZERS.register("moca")
@@ -104,8 +135,7 @@ class MoCA(Regularizer):
         queries = [p.detach() for p in self.ctx.encoder.parameters()]
         if len(keys) != len(queries):
             raise RuntimeError("the momentum encoder no longer mirrors the encoder")
-        torch._foreach_mul_(keys, m)  # one fused kernel per op instead of one per tensor
-        torch._foreach_add_(keys, queries, alpha=1.0 - m)
+        torch._foreach_lerp_(keys, queries, 1.0 - m)  # θ' + (1 − m)(θ − θ'), one multi-tensor op
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from harness.priors import build_prior
 from methods import REGULARIZERS, RegularizerContext
-from methods.moca import MoCAConfig, cosine_momentum, info_nce
+from methods.moca import MoCAConfig, QueueLogSumExp, cosine_momentum, info_nce
 
 
 def make_moca(queue_size=5, dim=3, total_steps=10, momentum=0.9, tau=0.5, encoder=None):
@@ -139,3 +139,17 @@ def test_checkpoint_state_round_trip():
     assert int(other.queue_ptr) == int(moca.queue_ptr)
     assert torch.equal(other.key_encoder.weight, moca.key_encoder.weight)
     assert torch.equal(other.ctx.generator.get_state(), moca.ctx.generator.get_state())
+
+
+def test_queue_logsumexp_matches_autograd_value_and_gradient():
+    torch.manual_seed(0)
+    q = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    queue = torch.randn(7, 4, dtype=torch.float64)
+    ours = QueueLogSumExp.apply(q, queue)
+    ref = torch.logsumexp(q @ queue.t(), dim=1)
+    assert torch.allclose(ours, ref)
+    w = torch.randn(5, dtype=torch.float64)
+    (g_ours,) = torch.autograd.grad((ours * w).sum(), q)
+    (g_ref,) = torch.autograd.grad((torch.logsumexp(q @ queue.t(), dim=1) * w).sum(), q)
+    assert torch.allclose(g_ours, g_ref)
+    assert torch.autograd.gradcheck(lambda a: QueueLogSumExp.apply(a, queue), (q,))
