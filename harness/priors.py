@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 
@@ -17,7 +19,7 @@ from harness.registry import Registry
 PRIORS: Registry[type["Prior"]] = Registry("prior")
 
 
-class Prior:
+class Prior(ABC):
     """A distribution over R^d with a projection of encoder outputs onto its support."""
 
     name: str = ""
@@ -30,8 +32,9 @@ class Prior:
         """Map raw encoder outputs to latents on the prior's support."""
         return h
 
+    @abstractmethod
     def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        raise NotImplementedError  # abstract: every registered prior implements it
+        """``n`` independent draws, using only ``generator`` for randomness."""
 
     def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Latent interpolation; ``t`` broadcasts against the leading dimension."""

@@ -10,6 +10,7 @@ discriminator), and a random generator; all of it is saved in checkpoints throug
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,7 +50,7 @@ class RegularizerContext:
     device: torch.device
 
 
-class Regularizer(nn.Module):
+class Regularizer(nn.Module, metaclass=ABCMeta):
     """Base class of latent regularizers. Subclasses set ``Config`` and implement ``loss``."""
 
     Config: type = NoParams
@@ -73,9 +74,9 @@ class Regularizer(nn.Module):
     def ctx(self) -> RegularizerContext:
         return self._ctx[0]
 
+    @abstractmethod
     def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The regularizer's value on a batch of latents ``z`` (computed from inputs ``x``)."""
-        raise NotImplementedError  # abstract: every registered regularizer implements it
 
     def after_step(self, z: torch.Tensor, x: torch.Tensor, step: int) -> None:
         """Called after each optimiser step of the autoencoder (``step`` counts from 0)."""

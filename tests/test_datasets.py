@@ -74,10 +74,6 @@ def test_bad_dataset_name_suggests_cifar10():
 
 
 def test_config_from_dict_rejects_cifar():
-    from methods import REGULARIZERS
-
-    if "moca" not in REGULARIZERS.names():
-        pytest.skip("the default regularizer 'moca' is not registered yet (method.name is checked first)")
     with pytest.raises(ConfigError, match=r"data\.name: got 'cifar' \(did you mean 'cifar10'\?\)"):
         config_from_dict({"data": {"name": "cifar"}})
 

@@ -202,12 +202,13 @@ def test_fig2_left_draws_the_mean_over_seeds(results):
     assert list(line.get_xdata()) == EPOCHS
     expected = [np.mean([curve_of(0, s_, e) for s_ in (0, 1)]) for e in EPOCHS]
     np.testing.assert_allclose(line.get_ydata(), expected)
-    # its band is ± the sample standard deviation over the two seeds, as the caption says
+    # its band is the 95 % Student's t interval of the mean over the two seeds, as the caption says
     band = next(c for c in ax.collections if np.allclose(c.get_facecolor()[0][:3], to_rgb(handle.get_color())))
     vertices = band.get_paths()[0].vertices
     at0 = vertices[np.isclose(vertices[:, 0], 0.0), 1]
     sd = np.std([curve_of(0, 0, 0), curve_of(0, 1, 0)], ddof=1)
-    np.testing.assert_allclose([at0.min(), at0.max()], [expected[0] - sd, expected[0] + sd])
+    half = 12.706204736174704 * sd / np.sqrt(2)  # t_{0.975, 1}
+    np.testing.assert_allclose([at0.min(), at0.max()], [expected[0] - half, expected[0] + half])
 
 
 def test_fig3_draws_the_final_epoch_spectrum(results):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from harness.registry import Registry
@@ -9,16 +11,16 @@ from harness.registry import Registry
 EVALUATORS: Registry = Registry("metric", package="harness.evaluators")
 
 
-class Evaluator:
+class Evaluator(ABC):
     """Computes one group of metrics on a trained-so-far model."""
 
     def __init__(self, cfg, data, prior, device: torch.device, run_dir=None):
         self.cfg, self.data, self.prior, self.device = cfg, data, prior, device
         self.run_dir = run_dir  # where artifacts (images, plots) go; None = do not write
 
+    @abstractmethod
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         """Metrics of ``model`` after ``epoch`` epochs (``final``: after the last one)."""
-        raise NotImplementedError  # abstract: every registered evaluator implements it
 
     def encode(self, model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Latents (on the prior's support) of the items ``x``, in batches, no gradients."""
