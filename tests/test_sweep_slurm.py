@@ -23,7 +23,8 @@ TIMING = ("epoch_time_s", "eval_time_s")
 @pytest.fixture(autouse=True)
 def cluster(monkeypatch):
     if shutil.which("sinfo") is None or subprocess.run(["sinfo", "-h"], capture_output=True).returncode:
-        pytest.skip("no SLURM cluster (make slurm-up)")
+        # selected explicitly with -m slurm: a missing cluster is a failure, not a silent skip
+        pytest.fail("no SLURM cluster answers sinfo; start it with `make slurm-up`")
     monkeypatch.setattr(executors.SlurmExecutor, "poll_s", 0.5)
 
 
