@@ -238,3 +238,29 @@ def test_every_method_trains_and_resumes_bitwise(tmp_path, tiny_tree, monkeypatc
     monkeypatch.setattr(Trainer, "save_checkpoint", original)
     assert train_run(cfg, tmp_path / "resumed") == "done"
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
+
+
+def test_a_run_from_an_older_schema_still_resumes(tmp_path, tiny_tree, monkeypatch):
+    """A key added to the config schema since a run started (here: one removed from its
+    stored config and checkpoint) takes its default; the run resumes instead of refusing."""
+    cfg = config_from_dict(tiny_tree)
+    original = Trainer.save_checkpoint
+
+    def save_then_die(self, path):
+        original(self, path)
+        if self.epoch == 2:
+            raise Killed
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train_run(cfg, tmp_path / "run")
+    monkeypatch.setattr(Trainer, "save_checkpoint", original)
+    run = tmp_path / "run"
+    stored = json.loads((run / "config.json").read_text())
+    del stored["eval"]["fid"]["dims"]
+    (run / "config.json").write_text(json.dumps(stored))
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    del ckpt["config"]["eval"]["fid"]["dims"]
+    torch.save(ckpt, run / "checkpoint.pt")
+    assert train_run(cfg, run) == "done"
+    assert read_status(run)["epoch"] == 4
