@@ -15,12 +15,18 @@ _PACKAGES = ("torch", "torchvision", "numpy", "POT", "pytorch-fid", "submitit", 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict:
-    """The git commit of the harness checkout (with a dirty flag), or the package version."""
+    """The git commit of the harness checkout, or the package version.
+
+    ``git_dirty`` says whether files that can change a run's numbers (code, configs, sweep
+    files) differ from that commit; results and documentation do not count.
+    """
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        # uncommitted edits that can change numbers: code and configs, not results or docs
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results", ":(exclude)docs", ":(exclude)*.md"], cwd=root,
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
         return {"git_commit": commit, "git_dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
