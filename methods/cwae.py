@@ -63,9 +63,16 @@ class CramerWold(Regularizer):
 
     def __init__(self, config: CWAEConfig, ctx: RegularizerContext):
         super().__init__(config, ctx)
-        gaussian = ctx.prior.name == "gaussian"
-        require(gaussian, "model.prior", ctx.prior.name, "gaussian (cwae is a distance to N(0, I))")
-        dim = ctx.latent_dim
+        self.check_prior(ctx.prior.name, ctx.latent_dim)
+
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        """Validated with the config, before any run starts."""
+        cls.check_prior(cfg.model.prior, cfg.model.latent_dim)
+
+    @staticmethod
+    def check_prior(prior: str, dim: int) -> None:
+        require(prior == "gaussian", "model.prior", prior, "gaussian (cwae is a distance to N(0, I))")
         require(dim >= 2, "model.latent_dim", dim, "an integer >= 2 for cwae (φ_D needs 2D - 3 > 0)")
 
     def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -131,3 +131,12 @@ def test_yaml_is_loaded_safely(tmp_path):
     evil.write_text("seed: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ConfigError):
         load_config(evil)
+
+
+def test_cwae_needs_the_gaussian_prior_at_validation_time(tiny_tree):
+    tiny_tree["method"] = {"name": "cwae"}
+    with pytest.raises(ConfigError, match=r"^model.prior: got 'sphere'; allowed: gaussian \(cwae"):
+        config_from_dict(tiny_tree)
+    tiny_tree["model"].update(prior="gaussian", latent_dim=1)
+    with pytest.raises(ConfigError, match=r"^model.latent_dim: got 1; allowed: an integer >= 2 for cwae"):
+        config_from_dict(tiny_tree)
