@@ -118,6 +118,21 @@ class Killed(BaseException):
     """Stands in for a kill: not an Exception, so the trainer does not record a failure."""
 
 
+def interrupt_after_epoch(cfg, run_dir, epoch, monkeypatch):
+    """Train ``cfg`` in ``run_dir`` until the checkpoint of ``epoch`` is written, then 'kill' it."""
+    original = Trainer.save_checkpoint
+
+    def save_then_die(self, path):
+        original(self, path)
+        if self.epoch == epoch:
+            raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            train_run(cfg, run_dir)
+
+
 @pytest.mark.parametrize("kill_at", ["after_checkpoint", "mid_epoch"])
 def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, tiny_tree, monkeypatch, kill_at):
     cfg = config_from_dict(tiny_tree)
@@ -225,17 +240,7 @@ def test_every_method_trains_and_resumes_bitwise(tmp_path, tiny_tree, monkeypatc
         tiny_tree["model"]["prior"] = "gaussian"
     cfg = config_from_dict(tiny_tree)
     assert train_run(cfg, tmp_path / "straight") == "done"
-    original = Trainer.save_checkpoint
-
-    def save_then_die(self, path):
-        original(self, path)
-        if self.epoch == 2:
-            raise Killed
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        train_run(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(Trainer, "save_checkpoint", original)
+    interrupt_after_epoch(cfg, tmp_path / "resumed", 2, monkeypatch)
     assert train_run(cfg, tmp_path / "resumed") == "done"
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
 
@@ -244,17 +249,7 @@ def test_a_run_from_an_older_schema_still_resumes(tmp_path, tiny_tree, monkeypat
     """A key added to the config schema since a run started (here: one removed from its
     stored config and checkpoint) takes its default; the run resumes instead of refusing."""
     cfg = config_from_dict(tiny_tree)
-    original = Trainer.save_checkpoint
-
-    def save_then_die(self, path):
-        original(self, path)
-        if self.epoch == 2:
-            raise Killed
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
-    with pytest.raises(Killed):
-        train_run(cfg, tmp_path / "run")
-    monkeypatch.setattr(Trainer, "save_checkpoint", original)
+    interrupt_after_epoch(cfg, tmp_path / "run", 2, monkeypatch)
     run = tmp_path / "run"
     stored = json.loads((run / "config.json").read_text())
     del stored["eval"]["fid"]["dims"]
