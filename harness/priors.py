@@ -1,6 +1,6 @@
 """Latent priors. The prior, not the regularizer, owns sampling and the latent geometry.
 
-* ``sphere``: uniform on the unit sphere S^{d-1} (the MoCA prior, NOTES.md "The method").
+* ``sphere``: uniform on the unit sphere S^{d-1} (the MoCA prior, docs/paper.md "The method").
   Encoder outputs are normalised to unit length; samples are normalised Gaussian draws,
   z = ε/‖ε‖ with ε ~ N(0, I_d), which is exactly uniform on the sphere.
 * ``gaussian``: the standard Gaussian N(0, I_d) of the original WAE; encoder outputs are
@@ -54,7 +54,7 @@ class UniformSphere(Prior):
         return F.normalize(eps, dim=-1)
 
     def interpolate(self, z0, z1, t):
-        """Linear interpolation renormalised to the sphere (NOTES.md)."""
+        """Linear interpolation renormalised to the sphere (docs/paper.md)."""
         return F.normalize((1 - t) * z0 + t * z1, dim=-1)
 
 

@@ -2,7 +2,7 @@
 
     L = (1/B) Σ_i ‖x_i − g(f(x_i))‖²  +  λ · R(f(x_1..x_B))
 
-with the squared error summed over pixels and averaged over the batch (NOTES.md), Adam with
+with the squared error summed over pixels and averaged over the batch (docs/paper.md), Adam with
 the paper's step decay, and any regularizer from :mod:`methods` (this module never names
 one). With ``train.latent_only`` the reconstruction term is dropped (the synthetic task of
 section 4.1).

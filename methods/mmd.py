@@ -9,7 +9,7 @@ z_1..z_n and prior samples y_1..y_n,
 Kernels, both summed over scales s (default the WAE code's [0.1, 0.2, 0.5, 1, 2, 5, 10])
 with C = 2·d·σ²·s, σ² the prior's variance per coordinate (:func:`prior_variance`):
 
-* ``imq`` (default; the WAE paper's choice and NOTES.md "baselines"): k = C / (C + ‖x − y‖²);
+* ``imq`` (default; the WAE paper's choice and docs/paper.md "The baselines"): k = C / (C + ‖x − y‖²);
 * ``rbf``: k = exp(−‖x − y‖² / C). (The WAE code's RBF uses one median-heuristic bandwidth
   instead; the multi-scale sum here keeps both kernels on the same scale grid.)
 """

@@ -8,7 +8,7 @@ the K most recent training inputs, the loss is the InfoNCE
 
 After each optimiser step the momentum encoder follows θ' ← m_t θ' + (1 − m_t) θ with the
 BYOL cosine schedule m_t = 1 − (1 − m)(cos(π t / T) + 1) / 2 (m_0 = m, m_T = 1), then the
-batch's keys are enqueued and the oldest dropped (NOTES.md "The method").
+batch's keys are enqueued and the oldest dropped (docs/paper.md "The method").
 
 Choices (documented assumptions):
 * The queue is initialised with uniform-sphere samples (prior draws), so the negative term
@@ -34,9 +34,9 @@ from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 @dataclass
 class MoCAConfig:
-    tau: float = 0.1  # temperature τ (value lost in the paper's text; NOTES.md default)
+    tau: float = 0.1  # temperature τ (value lost in the paper's text; docs/paper.md default)
     momentum: float = 0.999  # base momentum m (best in Table 3)
-    queue_size: int = 10000  # K (NOTES.md: 10,000 for CIFAR-10, 60,000 for CelebA)
+    queue_size: int = 10000  # K (docs/paper.md: 10,000 for CIFAR-10, 60,000 for CelebA)
     momentum_schedule: str = "cosine"  # cosine (BYOL, as in the paper) | constant
 
     def check(self, p: str) -> None:

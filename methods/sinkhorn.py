@@ -18,7 +18,7 @@ OT_ε(C) = min_P ⟨P, C⟩ + ε·KL(P | ab^T) at the fixed point (what POT's ``
 sets), not the derivative of ⟨P_ε(C), C⟩ through P_ε. SAE instead unrolls the iterations;
 MoCA's paper (Sec. 2) names that unrolling as SAE's cost.
 
-Defaults are assumptions (NOTES.md lists no values for this baseline): ε = 0.1 suits
+Defaults are assumptions (docs/paper.md: the paper gives none): ε = 0.1 suits
 squared distances in [0, 4] on the unit sphere; with the Gaussian prior (distances ~ 2d)
 use ``cost_normalization: mean`` or a larger ε.
 """

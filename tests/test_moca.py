@@ -37,9 +37,11 @@ def test_info_nce_matches_hand_computation_on_three_samples():
         expected += -math.log(pos / (pos + neg))
     expected /= 3
     assert info_nce(q, k, queue, tau).item() == pytest.approx(expected, rel=1e-6)
-    # a few terms written out: sample 2 has q·k = 1, negatives 0 and -1
-    term2 = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
-    assert term2 == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 1 + math.exp(-2))))
+    # one term written out by hand: sample 2 has q·k = 1 and q·u = 0, -1 with the queue,
+    # so with τ = 0.5 its loss is -log(e² / (e² + e⁰ + e⁻²)) = log(1 + e⁻² + e⁻⁴)
+    term2 = math.log(1 + math.exp(-2) + math.exp(-4))
+    assert info_nce(q[1:2], k[1:2], queue, tau).item() == pytest.approx(term2, rel=1e-6)
+    assert term2 == pytest.approx(0.142932, abs=1e-6)
 
 
 def test_loss_uses_momentum_keys_and_queue():

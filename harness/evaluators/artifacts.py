@@ -6,7 +6,7 @@ What the paper shows qualitatively (Figs. 5, 6, 11-19 and Fig. 7):
 |---|---|
 | ``samples.png`` | 8×8 grid of g(z), z from 64 prior draws fixed for the run |
 | ``reconstructions.png`` | rows of 8 test images, each row followed by their reconstructions (4 pairs of rows) |
-| ``interpolations.png`` | one row per pair of test images: the first image, g(interp(z_a, z_b, t)) for 10 values of t in [0, 1], the second image; ``prior.interpolate`` renormalises to the sphere for the spherical prior (NOTES.md) and is linear for the Gaussian |
+| ``interpolations.png`` | one row per pair of test images: the first image, g(interp(z_a, z_b, t)) for 10 values of t in [0, 1], the second image; ``prior.interpolate`` renormalises to the sphere for the spherical prior (docs/paper.md) and is linear for the Gaussian |
 | ``tsne.png``, ``tsne.csv`` | 2-D t-SNE (scikit-learn) of the latents of the first ``eval.artifacts.tsne_points`` test items, coloured by label (Fig. 7); columns ``x, y, label`` |
 
 Written after the last epoch (``final``) if ``eval.artifacts.at_end``, with the names above;

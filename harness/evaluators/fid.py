@@ -1,6 +1,6 @@
 """``fid``: FID and KID of generated samples against a dataset split (Tables 1-5, Figs. 4, 9, 10).
 
-The paper computes FID on the test set with 10,000 samples (NOTES.md). Here, with
+The paper computes FID on the test set with 10,000 samples (docs/paper.md). Here, with
 ``c = cfg.eval.fid``:
 
 * generated: N = ``c.num_samples`` prior draws z ~ p(z), drawn once at construction from the

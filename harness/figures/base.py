@@ -3,7 +3,7 @@
 An :class:`Item` is one figure or table of the paper (ids as in docs/figures.md). It names
 the sweeps that produce its data (:class:`SweepRef`, file ``sweeps/<name>.yaml``, results
 in ``results/<name>/``), the function that draws it, and the paper's setting for it
-(:class:`Setting`, from /work/shared/paper/NOTES.md "Experiments" and appendix A-D of the
+(:class:`Setting`, from docs/paper.md "Experiments" and appendix A-D of the
 paper). The scale of a rendered item is *derived* from its runs' configs: "paper-scale" when
 every run matches the paper's setting, else "CPU-scale" with the deviations listed, so a
 caption can never claim more than the runs did.
@@ -107,7 +107,7 @@ class Item:
     id: str
     kind: str  # "figure" or "table"
     title: str
-    measures: str  # what the paper shows (NOTES.md "Experiments")
+    measures: str  # what the paper shows (docs/paper.md "Experiments")
     sweeps: tuple[SweepRef, ...]
     draw: Callable[[ItemData], Any]  # -> FigureOut (figures) or TableOut (tables)
     paper_setting: tuple[Setting, ...]

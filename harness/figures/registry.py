@@ -1,6 +1,6 @@
 """Every paper figure and table the harness reproduces: id -> sweeps, drawing function, setting.
 
-The ids, what each item measures and the paper's setting follow NOTES.md "Experiments" and
+The ids, what each item measures and the paper's setting follow docs/paper.md "Experiments" and
 the paper's section 4 and appendices B and D (``paper_setting``: what a run must match for its
 item to be called paper-scale). Figures 5, 6 and 11-19 (samples, reconstructions,
 interpolations) are image grids that the ``artifacts`` evaluator writes into run folders;

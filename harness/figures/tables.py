@@ -2,11 +2,11 @@
 
 Every FID cell is the mean (± sample standard deviation over seeds, with the number of runs)
 of the ``fid`` logged after the last epoch of each *done* run. Tables 1, 2, 3 and 5 also show
-the values the paper reports (NOTES.md "Experiments") in a separate column named ``paper``;
+the values the paper reports (docs/paper.md "Experiments") in a separate column named ``paper``;
 those numbers are constants of this module, never mixed into this harness's columns, and a
 paper value the harness did not reproduce gets a row whose own cells say "not run".
-Table 4 (best λ per input size, appendix D.2) has no ``paper`` column: NOTES.md does not
-restore its values.
+Table 4 (best λ per input size, appendix D.2) has no ``paper`` column: only a row of
+λ values survives in the paper's text, without the input sizes it belongs to (docs/paper.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from harness.figures.base import (
 PAPER_COLUMN = "paper"
 OURS = "FID (this harness)"
 
-# (row label, method.name, model.arch or None = as cited by the paper, FID) - NOTES.md
+# (row label, method.name, model.arch or None = as cited by the paper, FID) - docs/paper.md
 PAPER_TABLE1 = [("WAE-MMD", "mmd", None, 55.0), ("WAE-GAN", "wae_gan", None, 42.0),
                 ("Sinkhorn AE", "sinkhorn", None, 56.0), ("SWAE", "swd", None, 79.0),
                 ("CWAE", "cwae", None, 49.69), ("MoCA-A1", "moca", "a1", 48.43), ("MoCA-A2", "moca", "a2", 44.59)]
@@ -32,7 +32,7 @@ PAPER_TABLE3 = {0.0: 86.57, 0.9: 98.97, 0.99: 47.96, 0.999: 47.46}  # base momen
 PAPER_TABLE5 = {100: 84.93, 5000: 48.45, 10000: 46.56, 30000: 47.31, 60000: 46.68, 120000: 49.94}  # K -> FID
 METHOD_NAMES = {"moca": "MoCA", "mmd": "WAE-MMD", "wae_gan": "WAE-GAN", "sinkhorn": "Sinkhorn AE",
                 "swd": "SWAE", "cwae": "CWAE", "none": "AE (no regularizer)"}
-PAPER_NOTE = ("Column 'paper' holds the FID the paper reports (NOTES.md), copied for comparison; "
+PAPER_NOTE = ("Column 'paper' holds the FID the paper reports (docs/paper.md), copied for comparison; "
               "it is not a result of this harness.")
 
 
@@ -176,7 +176,8 @@ def table4(d: ItemData) -> TableOut:
     notes = ["Best λ: the λ of lowest mean FID (over seeds) per input size; FID values are not comparable "
              "across sizes (appendix D.2).",
              f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split'])}.",
-             "The paper's Table 4 values are not restored in NOTES.md, so this table has no 'paper' column."]
+             "The paper's Table 4 survives only as a row of λ values whose input sizes were lost "
+             "(docs/paper.md), so this table has no 'paper' column."]
     return TableOut(data.reset_index(drop=True), display, notes)
 
 

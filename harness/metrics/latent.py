@@ -13,8 +13,8 @@
   latent matrix, the isotropy measure of the paper's Fig. 3: for latents uniform on the
   sphere all singular values are close to sqrt(N/d).
 * :func:`uniformity` — Wang & Isola (2020) uniformity loss log E exp(−t‖z−z'‖²) over
-  distinct pairs, t = 2; the quantity MoCA's negative term estimates (NOTES.md, "Why it
-  works"). About −4 for uniform latents on S^127, 0 for a collapsed set.
+  distinct pairs, t = 2; the quantity MoCA's negative term estimates (docs/paper.md, "The
+  method"). About −4 for uniform latents on S^127, 0 for a collapsed set.
 * :func:`mean_norm` — ‖mean z‖, 0 for any centred prior.
 
 The sliced distances and the uniformity run in float32 (relative error ~1e-6, and 2-3× faster

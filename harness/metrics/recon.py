@@ -1,7 +1,7 @@
 """Reconstruction error as the paper reports it.
 
 The paper's reconstruction term is the squared error summed over the pixels (or coordinates)
-of an item, averaged over items (NOTES.md, "The method": CIFAR-10 values such as 25 and 50;
+of an item, averaged over items (docs/paper.md, "The method": CIFAR-10 values such as 25 and 50;
 Fig. 8 plots its final value against λ). Items are reconstructed through the prior's
 projection, x̂ = g(P(f(x))), exactly as in training.
 """

@@ -1,0 +1,50 @@
+"""The repository is self-contained: its paper notes are docs/paper.md, nothing outside it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# spelt in pieces so that this file does not match itself
+FORBIDDEN = re.compile("NOTES" + r"\.md|shared/" + "paper|moca-paper" + r"\.txt")
+
+
+def tracked_files() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return [ROOT / p for p in out.stdout.decode().split("\0") if p]
+
+
+def test_no_tracked_file_points_at_paper_notes_outside_the_repository():
+    offenders = []
+    for path in tracked_files():
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary (figures, checkpoints)
+        for n, line in enumerate(text.splitlines(), 1):
+            if FORBIDDEN.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "cite docs/paper.md instead:\n" + "\n".join(offenders)
+
+
+def test_paper_notes_have_the_sections_the_code_cites():
+    text = (ROOT / "docs" / "paper.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^#+ (.+)$", text, flags=re.M))
+    cited = set()
+    for path in tracked_files():
+        if path.suffix not in {".py", ".md", ".yaml"} or not path.is_file():
+            continue
+        for m in re.finditer(r'docs/paper\.md,? "([^"]+)"', path.read_text(encoding="utf-8")):
+            cited.add(" ".join(m.group(1).split()))  # a citation may wrap
+    assert cited, "expected some citations of docs/paper.md sections"
+    missing = sorted(c for c in cited if c not in headings)
+    assert not missing, f"docs/paper.md has no section named {missing}"
