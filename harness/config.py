@@ -68,6 +68,8 @@ class DataConfig:
     image_size: int | None = None  # resize target; None = the dataset's native size
     train_limit: int | None = None  # use only the first N training items (CPU-scale runs)
     test_limit: int | None = None
+    val_size: int = 0  # training items held out as the validation split (model selection); 0 = none
+    val_seed: int = 0  # which items: a permutation seeded by this alone (same split for every run)
     num_points: int = 1000  # synthetic: number of points (paper: 1000)
     input_dim: int = 100  # synthetic: dimension of the points (paper: 100)
 
@@ -78,6 +80,10 @@ class DataConfig:
         for key in ("image_size", "train_limit", "test_limit"):
             v = getattr(self, key)
             require(v is None or v >= 1, f"{p}.{key}", v, "null or an integer >= 1")
+        require(self.val_size >= 0, f"{p}.val_size", self.val_size, "an integer >= 0")
+        require(self.train_limit is None or self.val_size < self.train_limit, f"{p}.val_size", self.val_size,
+                f"an integer below data.train_limit ({self.train_limit}): the rest is trained on")
+        require(self.val_seed >= 0, f"{p}.val_seed", self.val_seed, "an integer >= 0")
         require(self.num_points >= 2, f"{p}.num_points", self.num_points, "an integer >= 2")
         require(self.input_dim >= 1, f"{p}.input_dim", self.input_dim, "an integer >= 1")
 
@@ -216,6 +222,7 @@ class EvalConfig:
     """Which evaluation metrics run, and how often (every N epochs and after the last)."""
 
     every: int = 1  # epochs between evaluations; 0 = only after the last epoch
+    split: str = "test"  # what the evaluators measure on: test | val (data.val_size items held out of training)
     metrics: list[str] = field(default_factory=list)
     num_samples: int = 1000  # samples / encoded items used by the metrics
     seed: int = 1234  # fixes projections and prior samples across epochs (comparable curves)
@@ -228,6 +235,7 @@ class EvalConfig:
         from harness.evaluators import EVALUATORS
 
         require(self.every >= 0, f"{p}.every", self.every, "an integer >= 0")
+        require_choice(self.split, f"{p}.split", ["test", "val"])
         for i, m in enumerate(self.metrics):
             require_choice(m, f"{p}.metrics[{i}]", EVALUATORS.names())
         require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
@@ -250,6 +258,8 @@ class RunConfig:
         from methods import REGULARIZERS
 
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        require(self.eval.split != "val" or self.data.val_size >= 1, "eval.split", self.eval.split,
+                "test, or val together with data.val_size >= 1 (the validation split is held out of training)")
         REGULARIZERS.get(self.method.name).check_run(self)
 
     def to_dict(self) -> dict:

@@ -1,12 +1,24 @@
-"""The in-memory dataset container and the dataset registry."""
+"""The in-memory dataset container, the dataset registry, and the validation split.
+
+Every dataset gets the same validation split, in one place (:func:`load_dataset`):
+``data.val_size`` items of the loaded training split (after ``data.train_limit``), chosen by a
+permutation seeded with ``data.val_seed`` alone (not the run's master seed, so every run of a
+search, whatever its seed, holds out the same items), are moved into ``val_x`` / ``val_y`` and
+never trained on. The remaining training items keep their order. Model selection (the search
+stage of a sweep, docs/sweeps.md "Search") evaluates on this split with ``eval.split: val``;
+the test split is only used by the final runs at the selected settings.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
+from harness.config import ConfigError
 from harness.registry import Registry
+from harness.seeding import make_generator
 
 DATASETS: Registry = Registry("dataset", package="harness.datasets")
 
@@ -18,13 +30,17 @@ class DatasetMissing(RuntimeError):
 
 @dataclass
 class DataBundle:
-    """Train/test splits as tensors. Images are uint8 in [0, 255]; vectors are float32."""
+    """Train/validation/test splits as tensors. Images are uint8 in [0, 255]; vectors are float32.
+
+    ``val_x`` is None unless ``data.val_size`` > 0 (see the module docstring)."""
 
     name: str
     train_x: torch.Tensor
     test_x: torch.Tensor
     train_y: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
 
     @property
     def item_shape(self) -> tuple[int, ...]:
@@ -46,5 +62,40 @@ class DataBundle:
         return batch.float()
 
 
+    def evaluation_view(self, split: str) -> "DataBundle":
+        """The bundle the evaluators see for ``eval.split``: itself for ``test``; for ``val``,
+        a view whose ``test_x`` / ``test_y`` are the validation items, so that every evaluator
+        (they all read ``test_x``) measures on the validation split without knowing of it."""
+        if split == "test":
+            return self
+        if split != "val":
+            raise ValueError(f"eval.split: got {split!r}; allowed: test, val")
+        if self.val_x is None:
+            raise ValueError("eval.split: 'val' needs a validation split; allowed: data.val_size >= 1")
+        return dataclasses.replace(self, test_x=self.val_x, test_y=self.val_y)
+
+
+def hold_out_validation(bundle: DataBundle, size: int, seed: int) -> DataBundle:
+    """Move ``size`` training items, chosen by a permutation seeded with ``seed``, into the
+    validation split; the other training items keep their order. ``size`` 0 is a no-op."""
+    if not size:
+        return bundle
+    n = len(bundle.train_x)
+    if size >= n:
+        raise ConfigError("data.val_size", f"got {size}; allowed: fewer than the {n} training items")
+    perm = torch.randperm(n, generator=make_generator(seed, "validation_split", n))
+    val_idx = perm[:size].sort().values
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val_idx] = False
+
+    def pick(t: torch.Tensor | None, idx) -> torch.Tensor | None:
+        return None if t is None else t[idx].contiguous()
+
+    return dataclasses.replace(
+        bundle, train_x=pick(bundle.train_x, keep), train_y=pick(bundle.train_y, keep),
+        val_x=pick(bundle.train_x, val_idx), val_y=pick(bundle.train_y, val_idx))
+
+
 def load_dataset(data_cfg, seed: int = 0) -> DataBundle:
-    return DATASETS.get(data_cfg.name)(data_cfg, seed)
+    bundle = DATASETS.get(data_cfg.name)(data_cfg, seed)
+    return hold_out_validation(bundle, getattr(data_cfg, "val_size", 0) or 0, getattr(data_cfg, "val_seed", 0))

@@ -33,4 +33,7 @@ class Evaluator(ABC):
 
 
 def build_evaluators(cfg, data, prior, device, run_dir=None) -> list[Evaluator]:
+    """The evaluators of ``cfg.eval.metrics``; with ``eval.split: val`` they see the validation
+    split in place of the test split (:meth:`DataBundle.evaluation_view`)."""
+    data = data.evaluation_view(cfg.eval.split)
     return [EVALUATORS.get(name)(cfg, data, prior, device, run_dir) for name in cfg.eval.metrics]

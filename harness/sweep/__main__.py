@@ -3,6 +3,10 @@
     python -m harness.sweep SWEEP.yaml [--executor local|slurm|debug] [--workers N]
         [--set key=value ...] [--dry-run] [--status] [--no-wait] [--results DIR] [--retry-failed]
 
+A sweep file with a ``search`` section runs in two stages from the same command: the trials,
+then (in the same invocation once they are all done or diverged, or on a later rerun) the
+runs of the selected settings (:mod:`harness.sweep.search`).
+
 Exit status: 0 when every run is done or diverged (or, with ``--no-wait``, once submitted;
 with ``--dry-run`` / ``--status``, always), 1 when some run is not, 2 for a bad sweep file or
 command line (one line on stderr; nothing written, nothing submitted), 130 on Ctrl-C.
@@ -21,6 +25,7 @@ from harness.sweep.engine import (
 )
 from harness.sweep.executors import EXECUTORS, DebugExecutor, Launch, LocalExecutor, SlurmExecutor, default_workers
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
+from harness.sweep.search import resolve_stages, stage_lines, write_record
 from harness.sweep.spec import SweepError, load_sweep
 from harness.sweep.state import FAILED, FINAL, LOG, QUEUED, RUNNING, read_status, read_submitted
 
@@ -105,16 +110,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.sweep}: name: {e}", file=sys.stderr)
         return 2
 
+    selection = None
     states = current_states(sweep, folder)
+    if sweep.search is not None:
+        sweep, selection = resolve_stages(sweep, args.sets, folder, states)
+        states = current_states(sweep, folder)
     to_start = plan(sweep, states, args.retry_failed)
     if args.dry_run or args.status:
         print_table(sweep, states)
         print_reasons(sweep, states)
+        if selection is not None:
+            print("\n".join(stage_lines(sweep, selection)))
         print(summary(sweep, states))
         if args.dry_run:
             print(f"would start {len(to_start)} of {len(sweep.runs)} runs with the {args.executor} executor")
         return 0
 
+    code = run_sweep(args, sweep, folder, states, to_start, selection)
+    if code is not None or selection is None or selection.ready:
+        return code if code is not None else finish(args, sweep, folder, selection)
+    # a search whose trials were not all final: once they are, its tuned runs start (second pass)
+    states = current_states(sweep, folder)
+    sweep, selection = resolve_stages(sweep, args.sets, folder, states)
+    if not selection.ready:
+        return finish(args, sweep, folder, selection)
+    states = current_states(sweep, folder)
+    code = run_sweep(args, sweep, folder, states, plan(sweep, states, args.retry_failed), selection)
+    return code if code is not None else finish(args, sweep, folder, selection)
+
+
+def run_sweep(args: argparse.Namespace, sweep, folder, states, to_start, selection) -> int | None:
+    """Write the manifest (and search.json), start ``to_start``; an exit status when the
+    command must stop here (bad folders, Ctrl-C, slurm trouble, or ``--no-wait`` done)."""
     try:
         check_folders(sweep, folder)
     except SweepError as e:
@@ -124,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if not_retried:
         print(f"{not_retried} failed runs are not rerun (use --retry-failed)", file=sys.stderr)
     launches = prepare(sweep, folder, to_start)
+    if selection is not None:
+        write_record(sweep, selection, folder)
 
     executor, follow = make_executor(args, sweep, folder, states)
     code = execute(args, executor, launches, follow)
@@ -132,15 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.executor == "slurm" and args.no_wait:
         again = " ".join([f"python -m harness.sweep {args.sweep}", *(f"--set {s}" for s in args.sets),
                           *([f"--results {args.results}"] if args.results != "results" else []), "--status"])
-        print(f"submitted {len(launches)} runs of {sweep.name}; follow with: {again}")
+        print(f"submitted {len(launches)} runs of {sweep.name}; follow with: {again}"
+              + ("; rerun the sweep once the trials are done to start the tuned runs"
+                 if selection is not None and not selection.ready else ""))
         return 0
+    return None
 
+
+def finish(args: argparse.Namespace, sweep, folder, selection=None) -> int:
+    """Collect runs.csv / curves.csv (and search.json), print the summary; the exit status."""
     from harness.collect import write_collection
 
-    write_collection(folder)
     states = current_states(sweep, folder)
+    if selection is not None:
+        write_record(sweep, selection, folder)
+        print("\n".join(stage_lines(sweep, selection)))
+    write_collection(folder)
     print(summary(sweep, states) + f" ({folder})")
-    return 0 if all_final(states) else 1
+    return 0 if all_final(states) and (selection is None or selection.ready) else 1
 
 
 if __name__ == "__main__":

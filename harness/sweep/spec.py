@@ -17,6 +17,10 @@ A sweep file (``yaml.safe_load``) names a base run config and the axes to vary::
       mmd: {method.kernel: imq}
     slurm: {partition: gpu, time: 120, gpus_per_node: 1}
 
+Instead of the axes, a ``search`` section draws the runs at random from a search space per
+method, at an equal budget, and adds the runs of the selected settings once the trials are done
+(:mod:`harness.sweep.search`).
+
 Runs are the product of all axes. Each run's config is built in this order, later layers
 winning: the base (with ``--set`` overrides), then ``per_method[<its method.name>]``, then its
 axis values. Every run is validated with :func:`harness.config.config_from_dict` before
@@ -49,7 +53,7 @@ from harness.config import (
 from harness.registry import suggest
 from harness.sweep.identity import SWEEP_NAME_ALLOWED, PathEscape, inside, run_id, run_name, valid_sweep_name
 
-TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "slurm"]
+TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "search", "slurm"]
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 KEY_ALLOWED = "a dotted config key such as method.tau"
 # sbatch options a sweep may add besides the named ones; values end up in `#SBATCH --k=v`
@@ -143,6 +147,9 @@ class Sweep:
     name_keys: list[str]  # the axis keys (they make up run names)
     varied_keys: list[str]  # axis keys, then per_method keys (the columns of runs.csv)
     slurm: SlurmConfig
+    search: Any = None  # the parsed search section (harness.sweep.search.SearchSpec), if any
+    # search sweeps: (stage, method) -> run ids, in draw / seed order (a run may be in two groups)
+    groups: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -187,10 +194,11 @@ def project_root(start: Path) -> Path:
 class _Parser:
     """Turns one sweep document into a :class:`Sweep`, raising :class:`SweepError`."""
 
-    def __init__(self, path: Path, sets: list[str]):
+    def __init__(self, path: Path, sets: list[str], selected: dict[str, dict] | None = None):
         self.path = path
         self.file = str(path)
         self.sets = sets
+        self.selected = selected
 
     def err(self, section: str, key: str, message: str) -> SweepError:
         return _error(self.file, section, key, message)
@@ -229,7 +237,12 @@ class _Parser:
             base_sources = {k: s for k, s in base_sources.items() if not _overlaps(k, key)}
             base_sources.update({k: "--set" for k in _flatten(value, key)})
 
-        axes, name_keys, axis_keys = self.parse_axes(doc)
+        search = self.parse_search(doc, base) if "search" in doc else None
+        if search is not None:
+            name_keys = self.search_name_keys(search)
+            axis_keys = self.axis_keys = {k: "search" for k in name_keys}
+        else:
+            axes, name_keys, axis_keys = self.parse_axes(doc)
         per_method, pm_keys = self.parse_per_method(doc.get("per_method"))
         for path, _ in base_sets:
             key = ".".join(path)
@@ -244,6 +257,9 @@ class _Parser:
             raise self.from_config_error(e, section) from None
 
         varied_keys = name_keys + [k for k in pm_keys if k not in name_keys]
+        if search is not None:
+            runs, groups = self.expand_search(search, base, base_sources, per_method, name_keys, varied_keys)
+            return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, search, groups)
         runs = self.expand(base, base_sources, axes, per_method, name_keys, varied_keys)
         return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm)
 
@@ -392,6 +408,59 @@ class _Parser:
             out[method] = dict(overrides)
         return out, keys
 
+    # ------------------------------------------------------------------ search
+
+    def parse_search(self, doc: dict, base: dict):
+        from harness.sweep import search as S
+        from methods import REGULARIZERS
+
+        for section in ("grid", "paired", "cases"):
+            if doc.get(section) is not None:
+                raise self.err("", section, "given together with search; allowed: either search "
+                               "(its trials are the runs) or grid / paired / cases")
+        try:
+            return S.parse_search(doc["search"], base, self.check_key, REGULARIZERS.names())
+        except S.SearchSpecError as e:
+            raise self.err(e.section, e.key, e.message) from None
+
+    @staticmethod
+    def search_name_keys(spec) -> list[str]:
+        from harness.sweep.search import STAGE_KEYS
+
+        keys = ["method.name", *spec.space_keys]
+        keys += [k for k in spec.fixed if k not in keys]
+        return keys + STAGE_KEYS
+
+    def expand_search(self, spec, base: dict, base_sources: dict[str, str], per_method: dict[str, dict],
+                      name_keys: list[str], varied_keys: list[str]) -> tuple[list[RunSpec], dict]:
+        """The runs of a search (:func:`harness.sweep.search.points`), each validated as in
+        :meth:`expand`; the ends of every range are validated too, before any draw counts."""
+        from harness.sweep import search as S
+
+        def one(point) -> RunSpec:
+            axis = _Axis([point.values], [point.section])
+            return self.expand(base, base_sources, [axis], per_method, name_keys, varied_keys)[0]
+
+        for point in S.probe_points(spec):
+            one(point)
+        runs: list[RunSpec] = []
+        groups: dict[tuple[str, str], list[str]] = {}
+        first: dict[str, Any] = {}
+        base_seed = base.get("seed", RunConfig.seed)
+        for point in S.points(spec, base_seed, self.selected):
+            run = one(point)
+            if run.id in first:
+                other = first[run.id]
+                if point.stage == S.TRIAL or other.stage == S.TRIAL:
+                    raise self.err(point.section, "", f"trials {other.index} and {point.index} of {point.method} "
+                                   "drew the same values; allowed: a space with more distinct points than the "
+                                   "budget (or a smaller budget)")
+            else:
+                first[run.id] = point
+                runs.append(run)
+            groups.setdefault((point.stage, point.method), []).append(run.id)
+        return runs, groups
+
     # ------------------------------------------------------------------ expansion
 
     def expand(self, base: dict, base_sources: dict[str, str], axes: list[_Axis],
@@ -456,6 +525,10 @@ class _Parser:
         return deeper[0] if deeper else None  # e.g. an unknown section named by a dotted key
 
 
-def load_sweep(path: str | Path, sets: list[str] | None = None) -> Sweep:
-    """Parse, expand and validate a sweep file; raise :class:`SweepError` (one line) if bad."""
-    return _Parser(Path(path), list(sets or [])).parse()
+def load_sweep(path: str | Path, sets: list[str] | None = None,
+               selected: dict[str, dict] | None = None) -> Sweep:
+    """Parse, expand and validate a sweep file; raise :class:`SweepError` (one line) if bad.
+
+    ``selected`` (search sweeps only): method -> drawn values of its chosen trial, which adds
+    the tuned runs (:func:`harness.sweep.search.points`)."""
+    return _Parser(Path(path), list(sets or []), selected).parse()
