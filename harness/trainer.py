@@ -106,10 +106,12 @@ class Trainer:
 
         torch.manual_seed(derive_seed(cfg.seed, "torch"))
         self.prior = build_prior(cfg.model.prior, cfg.model.latent_dim)
+        method = REGULARIZERS.get(cfg.method.name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(cfg.seed, "model_init"))
-            self.model = build_autoencoder(cfg.model, self.data.item_shape).to(self.device)
-        self.regularizer = REGULARIZERS.get(cfg.method.name)(
+            self.model = build_autoencoder(cfg.model, self.data.item_shape,
+                                           method.extra_outputs(cfg.method.params)).to(self.device)
+        self.regularizer = method(
             cfg.method.params,
             RegularizerContext(
                 encoder=self.model.encoder,
@@ -121,6 +123,7 @@ class Trainer:
                 device=self.device,
             ),
         ).to(self.device)
+        self.model.latent_map = self.regularizer.latent  # evaluators encode as the method does
         o = cfg.optim
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
@@ -153,7 +156,7 @@ class Trainer:
 
     def train_step(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimiser step; returns (loss, recon, reg) as detached tensors."""
-        z = self.prior.project(self.model.encoder(x))
+        z = self.regularizer.latent(self.model.encoder(x))  # default: the prior's projection
         if self.cfg.train.latent_only:
             recon = z.new_zeros(())
         else:

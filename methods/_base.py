@@ -1,8 +1,13 @@
 """The plug-in interface between the common trainer and a latent regularizer.
 
-The trainer computes, per batch, ``z = prior.project(encoder(x))`` and the loss
+The trainer computes, per batch, ``z = regularizer.latent(encoder(x))`` (by default the
+prior's projection, ``prior.project(encoder(x))``) and the loss
 ``reconstruction + weight * regularizer.loss(z, x)`` (paper Eq. 5 with λ = weight), steps
-its optimiser, then calls ``regularizer.after_step(z.detach(), x)``. A regularizer may own
+its optimiser, then calls ``regularizer.after_step(z.detach(), x)``. A method that needs
+more than a point latent (the S-VAE's concentration κ) asks for extra encoder outputs with
+:meth:`Regularizer.extra_outputs` and owns how the decoder's latent is drawn from them in
+:meth:`Regularizer.latent`; the model keeps that map (``model.latent_map``) so evaluators
+encode exactly as the method does. A regularizer may own
 state (MoCA's momentum encoder and queue), parameters and optimisers of its own (WAE-GAN's
 discriminator), and a random generator; all of it is saved in checkpoints through
 :meth:`Regularizer.checkpoint_state`.
@@ -69,6 +74,20 @@ class Regularizer(nn.Module, metaclass=ABCMeta):
         Called during config validation, before anything runs; raise
         ``harness.config.ConfigError`` naming the offending key.
         """
+
+    @classmethod
+    def extra_outputs(cls, config) -> int:
+        """Raw encoder outputs the method needs beyond ``latent_dim`` (0: a point latent)."""
+        return 0
+
+    def latent(self, h: torch.Tensor) -> torch.Tensor:
+        """The decoder's latent from raw encoder outputs ``h`` (``latent_dim`` + extra columns).
+
+        Called on each training batch right before :meth:`loss`, and by evaluators with the
+        model in eval mode; a stochastic method samples only while ``ctx.encoder.training``
+        (its generator is ``ctx.generator``) and is deterministic in eval mode.
+        """
+        return self.ctx.project(h)
 
     @property
     def ctx(self) -> RegularizerContext:

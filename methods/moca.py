@@ -18,6 +18,26 @@ Choices (documented assumptions):
   MoCo's reference code; its BN running statistics are its own and are not averaged from
   the encoder, since training-mode BN never reads them. Only parameters follow the EMA.
 * MoCA's latents live on the sphere: the method requires ``model.prior: sphere``.
+
+Ablation variants (beyond the paper; defaults reproduce MoCA as above):
+
+* ``negatives: batch`` - in-batch negatives only, no queue (SimCLR / MoCo v3 style): the
+  keys of the other items of the batch are the negatives,
+      L = −(1/B) Σ_i log( e^{q_i·k_i/τ} / Σ_j e^{q_i·k_j/τ} );
+  ``queue_size`` is then unused.
+* ``key_encoder: online`` - no momentum encoder: the positive key is the online encoder's
+  own latent under stop-gradient, k_i = sg(q_i). Without data augmentation the positive
+  logit q_i·sg(q_i)/τ = 1/τ then has zero gradient on the sphere (its gradient k_i is
+  normal to the sphere at q_i), so the loss acts only through the negatives: the entropy
+  (uniformity) term of InfoNCE against the queue (or the batch). The queue holds the
+  online latents of past batches. (``momentum: 0`` with the constant schedule trains the
+  same keys one optimiser step late; with the cosine schedule m_t still rises to 1.)
+* ``key_bn: shuffle`` - MoCo's shuffle-BN emulated on one device (MoCo issue #47): the batch
+  is permuted with the method's generator and the momentum encoder computes the keys in
+  ``key_bn_groups`` groups, each with its own batch-norm statistics, so a key does not share
+  batch statistics with its query (computed on the whole batch); the keys are then put
+  back in batch order. Without batch-norm layers in the encoder (``small_conv``, ``mlp``)
+  it changes nothing but the cost. Requires ``key_encoder: momentum``.
 """
 
 from __future__ import annotations
@@ -38,12 +58,23 @@ class MoCAConfig:
     momentum: float = 0.999  # base momentum m (best in Table 3)
     queue_size: int = 10000  # K (docs/paper.md: 10,000 for CIFAR-10, 60,000 for CelebA)
     momentum_schedule: str = "cosine"  # cosine (BYOL, as in the paper) | constant
+    negatives: str = "queue"  # queue (the paper) | batch (in-batch negatives, no queue)
+    key_encoder: str = "momentum"  # momentum (the paper) | online (sg of the query, no EMA copy)
+    key_bn: str = "batch"  # batch (one BN batch, as MoCo's code on one GPU) | shuffle (per-group BN)
+    key_bn_groups: int = 2  # groups of the shuffled batch with key_bn: shuffle
 
     def check(self, p: str) -> None:
         require(self.tau > 0 and math.isfinite(self.tau), f"{p}.tau", self.tau, "a number > 0")
         require(0 <= self.momentum <= 1, f"{p}.momentum", self.momentum, "a number in [0, 1]")
         require(self.queue_size >= 1, f"{p}.queue_size", self.queue_size, "an integer >= 1")
         require_choice(self.momentum_schedule, f"{p}.momentum_schedule", ["cosine", "constant"])
+        require_choice(self.negatives, f"{p}.negatives", ["queue", "batch"])
+        require_choice(self.key_encoder, f"{p}.key_encoder", ["momentum", "online"])
+        require_choice(self.key_bn, f"{p}.key_bn", ["batch", "shuffle"])
+        require(self.key_bn_groups >= 2, f"{p}.key_bn_groups", self.key_bn_groups, "an integer >= 2")
+        if self.key_bn == "shuffle":
+            require(self.key_encoder == "momentum", f"{p}.key_bn", self.key_bn,
+                    "batch when key_encoder is online (the online keys are the queries themselves)")
 
 
 def cosine_momentum(base: float, t: int, total: int) -> float:
@@ -95,23 +126,52 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float) 
     return (torch.logaddexp(l_pos, l_neg) - l_pos).mean()
 
 
+def info_nce_in_batch(q: torch.Tensor, k: torch.Tensor, tau: float) -> torch.Tensor:
+    """Mean InfoNCE with positive ``k[i]`` for ``q[i]`` and the other rows of ``k`` as negatives."""
+    logits = (q / tau) @ k.t()
+    return torch.nn.functional.cross_entropy(logits, torch.arange(len(q), device=q.device))
+
+
+@torch.no_grad()
+def enqueue_ring(queue: torch.Tensor, ptr: torch.Tensor, keys: torch.Tensor) -> None:
+    """FIFO ring buffer: write ``keys`` over the oldest rows of ``queue`` from ``ptr``, wrapping
+    around; a batch larger than the queue keeps its last rows. ``ptr`` (a 0-d tensor) advances."""
+    K = queue.shape[0]
+    keys = keys[-K:]
+    n = keys.shape[0]
+    idx = (ptr + torch.arange(n, device=keys.device)) % K
+    queue[idx] = keys
+    ptr.copy_((ptr + n) % K)
+
+
 @REGULARIZERS.register("moca")
 class MoCA(Regularizer):
     Config = MoCAConfig
 
     def __init__(self, config: MoCAConfig, ctx: RegularizerContext):
         super().__init__(config, ctx)
-        self.key_encoder = copy.deepcopy(ctx.encoder)
-        for p in self.key_encoder.parameters():
-            p.requires_grad_(False)
-        self.register_buffer("queue", self.sample_prior(config.queue_size))  # uniform on the sphere
-        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long, device=ctx.device))
+        self.key_encoder = None
+        if config.key_encoder == "momentum":
+            self.key_encoder = copy.deepcopy(ctx.encoder)
+            for p in self.key_encoder.parameters():
+                p.requires_grad_(False)
+        if config.negatives == "queue":
+            self.register_buffer("queue", self.sample_prior(config.queue_size))  # uniform on the sphere
+            self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long, device=ctx.device))
         self._keys: torch.Tensor | None = None
 
     @classmethod
     def check_run(cls, cfg) -> None:
         if cfg.model.prior != "sphere":
             raise ConfigError("model.prior", f"got {cfg.model.prior!r}; method moca needs: sphere")
+        params = cfg.method.params
+        if params.key_bn == "shuffle":
+            per_group = cfg.train.batch_size // params.key_bn_groups
+            require(per_group >= 2, "method.key_bn_groups", params.key_bn_groups,
+                    f"at most train.batch_size / 2 = {cfg.train.batch_size // 2} (batch norm needs 2 items per group)")
+        if params.negatives == "batch":
+            require(cfg.train.batch_size >= 2, "train.batch_size", cfg.train.batch_size,
+                    "an integer >= 2 for moca with in-batch negatives")
 
     def momentum_at(self, t: int) -> float:
         if self.config.momentum_schedule == "constant":
@@ -120,12 +180,22 @@ class MoCA(Regularizer):
 
     @torch.no_grad()
     def keys(self, x: torch.Tensor) -> torch.Tensor:
-        self.key_encoder.train()  # batch-norm in training mode (see module docstring)
-        return self.ctx.project(self.key_encoder(x))
+        """Keys of the momentum encoder, its batch-norm in training mode (module docstring)."""
+        self.key_encoder.train()
+        if self.config.key_bn == "batch":
+            return self.ctx.project(self.key_encoder(x))
+        g = self.ctx.generator
+        perm = torch.randperm(len(x), generator=g, device=g.device).to(x.device)
+        shuffled = torch.cat([self.key_encoder(part) for part in x[perm].chunk(self.config.key_bn_groups)])
+        k = torch.empty_like(shuffled)
+        k[perm] = shuffled  # back in batch order
+        return self.ctx.project(k)
 
     def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        k = self.keys(x)
+        k = z.detach() if self.key_encoder is None else self.keys(x)
         self._keys = k
+        if self.config.negatives == "batch":
+            return info_nce_in_batch(z, k, self.config.tau)
         return info_nce(z, k, self.queue, self.config.tau)
 
     @torch.no_grad()
@@ -137,20 +207,14 @@ class MoCA(Regularizer):
             raise RuntimeError("the momentum encoder no longer mirrors the encoder")
         torch._foreach_lerp_(keys, queries, 1.0 - m)  # θ' + (1 − m)(θ − θ'), one multi-tensor op
 
-    @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
-        """FIFO ring buffer: write ``keys`` over the oldest entries, wrapping around."""
-        K = self.queue.shape[0]
-        keys = keys[-K:]
-        n = keys.shape[0]
-        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % K
-        self.queue[idx] = keys
-        self.queue_ptr.copy_((self.queue_ptr + n) % K)
+        enqueue_ring(self.queue, self.queue_ptr, keys)
 
     def after_step(self, z: torch.Tensor, x: torch.Tensor, step: int) -> None:
-        m = self.momentum_at(step)
-        self.momentum_update(m)
-        if self._keys is not None:
+        if self.key_encoder is not None:
+            m = self.momentum_at(step)
+            self.momentum_update(m)
+            self.logs = {"momentum": m}
+        if self._keys is not None and self.config.negatives == "queue":
             self.enqueue(self._keys)
-            self._keys = None
-        self.logs = {"momentum": m}
+        self._keys = None

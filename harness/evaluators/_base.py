@@ -28,8 +28,14 @@ class Evaluator(ABC):
         with torch.no_grad():
             for i in range(0, len(x), batch_size):
                 xb = self.data.to_float(x[i : i + batch_size]).to(self.device)
-                out.append(self.prior.project(model.encoder(xb)).cpu())
+                out.append(latent_map(model, self.prior)(model.encoder(xb)).cpu())
         return torch.cat(out)
+
+
+def latent_map(model, prior):
+    """How raw encoder outputs become decoder latents: the method's map when the trainer set
+    one (``model.latent_map``, e.g. the S-VAE's mean direction), else the prior's projection."""
+    return getattr(model, "latent_map", None) or prior.project
 
 
 def build_evaluators(cfg, data, prior, device, run_dir=None) -> list[Evaluator]:

@@ -6,12 +6,13 @@ final value against λ); see :mod:`harness.metrics.recon`. Works for images and 
 
 from __future__ import annotations
 
-from harness.evaluators._base import EVALUATORS, Evaluator
+from harness.evaluators._base import EVALUATORS, Evaluator, latent_map
 from harness.metrics.recon import reconstruction_error
 
 
 @EVALUATORS.register("recon")
 class TestReconstruction(Evaluator):
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
-        err = reconstruction_error(model, self.data.test_x, self.data.to_float, self.prior.project, self.device)
+        err = reconstruction_error(model, self.data.test_x, self.data.to_float,
+                                   latent_map(model, self.prior), self.device)
         return {"test_recon": err}
