@@ -32,10 +32,11 @@ class SweepRef:
 
     name: str
     intended: str  # the scale the sweep file is written for (PAPER_SCALE or CPU_SCALE)
+    path: str | None = None  # the sweep file when it is not sweeps/<name>.yaml
 
     @property
     def file(self) -> str:
-        return f"{SWEEPS_DIR}/{self.name}.yaml"
+        return self.path or f"{SWEEPS_DIR}/{self.name}.yaml"
 
     @property
     def command(self) -> str:

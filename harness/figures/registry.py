@@ -12,7 +12,7 @@ that does not exist yet is reported as such by ``python -m harness.figures``.
 
 from __future__ import annotations
 
-from harness.figures import plots, tables
+from harness.figures import benchmark, plots, tables
 from harness.figures.base import CPU_SCALE, PAPER_SCALE, Item, Setting, SweepRef
 
 FULL_DATA = (Setting("data.train_limit", (None,)), Setting("data.test_limit", (None,)))
@@ -139,5 +139,32 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
          *FULL_DATA, *FID_10K),
     ),
 ]}
+
+BENCH_SWEEPS = (SweepRef("benchmark", CPU_SCALE),
+                SweepRef("paper_benchmark", PAPER_SCALE, "sweeps/paper/benchmark.yaml"))
+BENCH_SETTING = (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a2",)),
+                 Setting("train.epochs", at_least=100), Setting("data.train_limit", (None,)))
+BENCH_NOTE = ("not in the paper: the paper compares methods at one shared λ; here every method gets the same "
+              "random-search budget, selected on a validation split (issue 12; Lucic et al. 2018)",)
+
+ITEMS.update({item.id: item for item in [
+    Item(
+        "bench_budget", "figure", "Benchmark: best validation metric vs number of trials",
+        "per method, the best validation metric among k random-search trials against k (mean and 95 % band "
+        "over random orders of the trials)",
+        BENCH_SWEEPS, benchmark.bench_budget, BENCH_SETTING, BENCH_NOTE,
+    ),
+    Item(
+        "bench_time", "figure", "Benchmark: best validation metric vs cumulative training time",
+        "per method, the best validation metric against the training time spent on its trials (equal wall-clock)",
+        BENCH_SWEEPS, benchmark.bench_time, BENCH_SETTING, BENCH_NOTE,
+    ),
+    Item(
+        "bench_table", "table", "Benchmark: test metric at tuned settings vs at a fixed λ",
+        "per method, the test metric (mean and 95 % interval over seeds) at the settings selected on the "
+        "validation split, beside the same methods at one fixed λ",
+        BENCH_SWEEPS, benchmark.bench_table, BENCH_SETTING, BENCH_NOTE,
+    ),
+]})
 
 IDS = list(ITEMS)
