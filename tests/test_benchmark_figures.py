@@ -69,7 +69,7 @@ def test_t_summary_matches_scipy():
 def test_shipped_benchmark_sweeps_validate():
     root = Path(__file__).resolve().parent.parent / "sweeps"
     cpu = load_sweep(root / "benchmark.yaml")
-    assert cpu.search.budget == 20 and len(cpu.search.methods) == 7
+    assert cpu.search.budget == 20 and len(cpu.search.methods) == 9
     assert all(r.config.data.val_size == 1000 for r in cpu.runs)
     paper = load_sweep(root / "paper" / "benchmark.yaml")
     assert paper.name == "paper_benchmark" and paper.search.metric == "fid"
@@ -96,3 +96,11 @@ def test_search_sweep_end_to_end_to_figures_and_table(tmp_path, tiny_tree, capsy
     caption = (results / "tables" / "bench_table.md").read_text()
     assert "Tuned MoCA vs tuned WAE-MMD on the test split" in caption
     assert (results / "figures" / "bench_budget.png").stat().st_size > 0
+    assert "REDUCED" not in caption
+    # a reduced rerun says so in every caption
+    assert main([str(path), "--results", str(results), "--executor", "debug", "--set", "search.budget=2"]) == 0
+    assert json.loads((results / "bench_tiny" / "search.json").read_text())["overrides"] == ["search.budget=2"]
+    render_item(dataclasses.replace(ITEMS["bench_budget"], sweeps=ref), results)
+    render_item(dataclasses.replace(ITEMS["bench_table"], sweeps=ref), results)
+    for f in ("figures/bench_budget.caption.md", "tables/bench_table.md"):
+        assert "REDUCED / CHANGED from the sweep file by the command line: --set search.budget=2" in (results / f).read_text()

@@ -226,3 +226,21 @@ def test_interrupted_search_resumes_without_redrawing_or_redoing_trials(tmp_path
     assert len(runs) == 4 + 6
     for rid, status in done_before.items():  # finished trials were not run again
         assert (folder / rid / "status.json").read_text() == status
+
+
+def test_set_search_budget_gives_a_prefix_of_the_trials_and_is_validated(tmp_path, tiny_tree, capsys):
+    path = write(tmp_path, search_doc(tiny_tree))
+    full, reduced = load_sweep(path), load_sweep(path, ["search.budget=2"])
+    by = lambda ts, m: [t for t in ts if t[1] == m]  # noqa: E731
+    for m in ("moca", "mmd"):
+        assert by(trials(reduced), m) == by(trials(full), m)[:2]
+    results = tmp_path / "results"
+    assert main([str(path), "--results", str(results), "--set", "search.budget=-1"]) == 2
+    assert capsys.readouterr().err.startswith(f"{path}: search budget: got -1; allowed: an integer >= 1")
+    plain = copy.deepcopy(search_doc(tiny_tree))
+    del plain["search"]
+    plain["grid"] = {"seed": [0]}
+    assert main([str(write(tmp_path, plain, "plain.yaml")), "--results", str(results),
+                 "--set", "search.budget=2"]) == 2
+    assert "--set search.budget: the sweep file has no search section" in capsys.readouterr().err
+    assert not results.exists()

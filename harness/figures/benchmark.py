@@ -122,6 +122,14 @@ def _diverged_note(trials: dict[str, pd.DataFrame], metric: str) -> str:
             "but never improve the best): " + ", ".join(f"{method_label(m)} {n}" for m, n in bad.items()) + ".")
 
 
+def _overrides_note(record: dict) -> str:
+    sets = record.get("overrides") or []
+    if not sets:
+        return ""
+    return (" REDUCED / CHANGED from the sweep file by the command line: "
+            + ", ".join(f"--set {x}" for x in sets) + ".")
+
+
 def _curve_panel(ax, d: ItemData, s: SweepResults, x_of: str) -> list[str]:
     record = read_search(s)
     metric, mode = record["metric"], record["mode"]
@@ -156,7 +164,7 @@ def _curve_panel(ax, d: ItemData, s: SweepResults, x_of: str) -> list[str]:
     return [f"{s.name}: selection metric: final '{metric}' on the validation split (held out of training; "
             f"{config_values([s], ['data.val_size', 'data.val_seed'])}), mode {mode}; budget "
             f"{record.get('budget')} trials per method, search seed {record.get('search_seed')}. "
-            + _diverged_note(trials, metric)]
+            + _diverged_note(trials, metric) + _overrides_note(record)]
 
 
 def _curve_figure(d: ItemData, x_of: str) -> FigureOut:
@@ -279,6 +287,8 @@ def _sweep_table(s: SweepResults) -> tuple[pd.DataFrame, pd.DataFrame, list[str]
         "Cells: mean ± half-width of the 95 % Student-t interval over the seeds (n = done runs).",
         verdict(tuned_values, metric, mode),
     ]
+    if record.get("overrides"):
+        notes.append(_overrides_note(record).strip())
     if not record.get("ready"):
         notes.append("The search is not finished: some trials are not done, so no tuned runs exist yet.")
     notes += [f"Search problem: {p}" for p in record.get("problems", [])]

@@ -31,7 +31,7 @@ PAPER_TABLE2 = [("WAE-MMD", "mmd", None, 80.9), ("MoCA-A1", "moca", "a1", 61.49)
 PAPER_TABLE3 = {0.0: 86.57, 0.9: 98.97, 0.99: 47.96, 0.999: 47.46}  # base momentum m -> FID
 PAPER_TABLE5 = {100: 84.93, 5000: 48.45, 10000: 46.56, 30000: 47.31, 60000: 46.68, 120000: 49.94}  # K -> FID
 METHOD_NAMES = {"moca": "MoCA", "mmd": "WAE-MMD", "wae_gan": "WAE-GAN", "sinkhorn": "Sinkhorn AE",
-                "swd": "SWAE", "cwae": "CWAE", "none": "AE (no regularizer)"}
+                "swd": "SWAE", "cwae": "CWAE", "svae": "S-VAE", "uniformity": "Uniformity", "none": "AE (no regularizer)"}
 PAPER_NOTE = ("Column 'paper' holds the FID the paper reports (docs/paper.md), copied for comparison; "
               "it is not a result of this harness.")
 

@@ -152,7 +152,7 @@ def run_sweep(args: argparse.Namespace, sweep, folder, states, to_start, selecti
         print(f"{not_retried} failed runs are not rerun (use --retry-failed)", file=sys.stderr)
     launches = prepare(sweep, folder, to_start)
     if selection is not None:
-        write_record(sweep, selection, folder)
+        write_record(sweep, selection, folder, args.sets)
 
     executor, follow = make_executor(args, sweep, folder, states)
     code = execute(args, executor, launches, follow)
@@ -174,7 +174,7 @@ def finish(args: argparse.Namespace, sweep, folder, selection=None) -> int:
 
     states = current_states(sweep, folder)
     if selection is not None:
-        write_record(sweep, selection, folder)
+        write_record(sweep, selection, folder, args.sets)
         print("\n".join(stage_lines(sweep, selection)))
     write_collection(folder)
     print(summary(sweep, states) + f" ({folder})")

@@ -456,12 +456,16 @@ def stage_lines(sweep, selection: Selection) -> list[str]:
     return lines
 
 
-def write_record(sweep, selection: Selection, folder: Path) -> None:
-    """``<results>/<sweep>/search.json`` (atomic): read by the benchmark figures and tables."""
+def write_record(sweep, selection: Selection, folder: Path, sets: list[str] | None = None) -> None:
+    """``<results>/<sweep>/search.json`` (atomic): read by the benchmark figures and tables.
+    ``sets``: the command's ``--set`` overrides, recorded so that a reduced run (e.g.
+    ``--set search.budget=4``) says so in every caption drawn from it."""
     from harness.atomic import write_json
 
     stages: dict[str, list[dict]] = {}
     for (stage, method), ids in sweep.groups.items():
         for index, rid in enumerate(ids):
             stages.setdefault(rid, []).append({"stage": stage, "method": method, "index": index})
-    write_json(folder / SEARCH_FILE, search_record(sweep, selection, stages))
+    record = search_record(sweep, selection, stages)
+    record["overrides"] = list(sets or [])
+    write_json(folder / SEARCH_FILE, record)

@@ -237,6 +237,9 @@ class _Parser:
             base_sources = {k: s for k, s in base_sources.items() if not _overlaps(k, key)}
             base_sources.update({k: "--set" for k in _flatten(value, key)})
 
+        if self.search_sets and "search" not in doc:
+            key = ".".join(["search", *self.search_sets[0][0]])
+            raise self.err("--set", key, "the sweep file has no search section; allowed: keys of the base, slurm.<key>")
         search = self.parse_search(doc, base) if "search" in doc else None
         if search is not None:
             name_keys = self.search_name_keys(search)
@@ -265,6 +268,7 @@ class _Parser:
 
     def parse_sets(self) -> tuple[list, list]:
         base_sets, slurm_sets = [], []
+        self.search_sets: list[tuple[list[str], Any]] = []  # search.<key>=<value> (parse_search)
         for text in self.sets:
             try:
                 path, value = parse_override(text)
@@ -276,6 +280,8 @@ class _Parser:
                 if len(path) < 2:
                     raise self.err("--set", "slurm", "allowed: slurm.<key>=<value>")
                 slurm_sets.append((path[1:], value))
+            elif path[0] == "search" and len(path) > 1:
+                self.search_sets.append((path[1:], value))
             else:
                 base_sets.append((path, value))
         return base_sets, slurm_sets
@@ -418,8 +424,16 @@ class _Parser:
             if doc.get(section) is not None:
                 raise self.err("", section, "given together with search; allowed: either search "
                                "(its trials are the runs) or grid / paired / cases")
+        data = copy.deepcopy(doc["search"])
+        for path, value in self.search_sets:  # e.g. --set search.budget=4 (a prefix of the trials)
+            if not isinstance(data, dict):
+                break  # parse_search reports the section itself
+            try:
+                set_path(data, path, value, label=".".join(["search", *path]))
+            except ConfigError as e:
+                raise self.from_config_error(e, "--set") from None
         try:
-            return S.parse_search(doc["search"], base, self.check_key, REGULARIZERS.names())
+            return S.parse_search(data, base, self.check_key, REGULARIZERS.names())
         except S.SearchSpecError as e:
             raise self.err(e.section, e.key, e.message) from None
 
