@@ -63,8 +63,11 @@ class DataConfig:
     """Which dataset, where it lives, and how much of it to use."""
 
     name: str = "mnist"
-    root: str = "data"  # where datasets are looked for (and downloaded to, if download)
-    download: bool = False
+    # where datasets are looked for and downloaded to; null = $MOCA_DATA_ROOT, else ./data
+    # (harness.datasets.data_root). Where the data lives never changes a run's numbers, so
+    # root and download are execution-only (EXECUTION_ONLY: not part of a run's identity).
+    root: str | None = None
+    download: bool = True  # fetch a missing dataset on first use (torchvision, md5-checked)
     image_size: int | None = None  # resize target; None = the dataset's native size
     train_limit: int | None = None  # use only the first N training items (CPU-scale runs)
     test_limit: int | None = None
@@ -160,6 +163,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     num_threads: int | None = None  # torch intra-op threads; None = torch's default
     progress: str = "auto"  # auto (a bar only on a terminal) | on | off
+    tensorboard: bool = False  # TensorBoard event files in <run dir>/tensorboard (harness/tracking.py)
 
     def check(self, p: str) -> None:
         require(self.epochs >= 1, f"{p}.epochs", self.epochs, "an integer >= 1")
@@ -498,6 +502,29 @@ def _diff(tree: Any, default: Any) -> Any:
 
 
 _SAME = object()
+
+
+# Keys that say *how* or *where* a run executes, never *what* it computes: reset to these
+# values before a run's identity is computed or two configs are compared for "same run"
+# (a run moved to a machine with its data elsewhere, or watched in TensorBoard, is the same run).
+EXECUTION_ONLY: dict[str, dict[str, Any]] = {
+    "train": {"num_threads": None, "progress": "auto", "tensorboard": False},
+    "data": {"root": None, "download": True},
+}
+
+
+def without_execution_only(tree: dict) -> dict:
+    """A config tree (``RunConfig.to_dict()``) with the :data:`EXECUTION_ONLY` keys reset."""
+    out = dict(tree)
+    for section, values in EXECUTION_ONLY.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {**out[section], **{k: v for k, v in values.items() if k in out[section]}}
+    return out
+
+
+def same_run(a: dict, b: dict) -> bool:
+    """Whether two config trees describe the same run (execution-only keys ignored)."""
+    return without_execution_only(a) == without_execution_only(b)
 
 
 def config_fingerprint(cfg: RunConfig) -> str:

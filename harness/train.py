@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.atomic import append_jsonl, read_json, read_jsonl, write_json, write_jsonl, write_text
-from harness.config import ConfigError, RunConfig, config_from_dict, load_config
+from harness.config import ConfigError, RunConfig, config_from_dict, load_config, same_run
 from harness.datasets import DatasetMissing
 from harness.provenance import code_version, package_versions, process_info
 from harness.trainer import Diverged, Trainer
@@ -65,7 +65,7 @@ class RunFolder:
         existing = self.file(CONFIG)
         if existing.exists():
             try:
-                same = config_from_dict(read_json(existing)).to_dict() == cfg.to_dict()
+                same = same_run(config_from_dict(read_json(existing)).to_dict(), cfg.to_dict())
             except (ConfigError, OSError, ValueError):
                 same = False
             if not same:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from harness.archs import build_autoencoder
 from harness.atomic import atomic_write
-from harness.config import RunConfig, config_from_dict
+from harness.config import RunConfig, config_from_dict, same_run
 from harness.datasets import DataBundle, load_dataset
 from harness.evaluators import build_evaluators
 from harness.priors import build_prior
@@ -234,7 +234,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         # re-resolved, so defaults added to the harness since the checkpoint do not count
-        if config_from_dict(state["config"]).to_dict() != self.cfg.to_dict():
+        if not same_run(config_from_dict(state["config"]).to_dict(), self.cfg.to_dict()):
             raise ValueError("the checkpoint was written by a run with a different config")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -1,10 +1,21 @@
-"""Shared fixtures: tiny configs that train in well under a second on a CPU."""
+"""Shared fixtures: tiny configs that train in well under a second on a CPU.
+
+Real data: when ``MOCA_DATA_ROOT`` is not set and ``../shared/data`` (the offline copy next to
+the repository, read-only) exists, the tests use it through that variable, as any offline
+machine would (harness.datasets.data_root); nothing is copied.
+"""
 
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if "MOCA_DATA_ROOT" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["MOCA_DATA_ROOT"] = str(SHARED_DATA)
 
 TINY = {
     "data": {"name": "synthetic", "num_points": 160, "input_dim": 10},

@@ -16,6 +16,7 @@ from harness.archs import AutoEncoder
 from harness.config import RunConfig
 from harness.datasets import DataBundle
 from harness.evaluators import EVALUATORS
+from harness.evaluators.artifacts import LABEL_GAP, grid_scale, labelled_grid, raw_grid
 from harness.metrics.recon import reconstruction_error, summed_squared_error
 from harness.priors import build_prior
 
@@ -87,6 +88,21 @@ def _size(path):
         return im.size  # (width, height)
 
 
+def _grid_part(path, cols, rows, size):
+    """The image area of a labelled grid: the bottom-right (cols, rows) cells, enlarged."""
+    s = grid_scale(size)
+    gw, gh = (cols * (size + 2) + 2) * s, (rows * (size + 2) + 2) * s
+    with Image.open(path) as im:
+        a = np.asarray(im.convert("RGB"))
+    h, w = a.shape[:2]
+    assert w >= gw + LABEL_GAP + 20 and h >= gh + LABEL_GAP + 20  # room for labels and the title
+    return a[h - LABEL_GAP - gh : h - LABEL_GAP, w - LABEL_GAP - gw : w - LABEL_GAP]
+
+
+def test_grid_scale_makes_digits_large_enough():
+    assert (grid_scale(28), grid_scale(32), grid_scale(64), grid_scale(128)) == (4, 3, 2, 1)
+
+
 def test_final_artifacts_files_and_sizes(tmp_path):
     labels = torch.arange(40) % 4
     data = DataBundle("rand", _images(20), _images(40, seed=2), torch.arange(20) % 4, labels)
@@ -94,10 +110,12 @@ def test_final_artifacts_files_and_sizes(tmp_path):
     assert ev(_model(), 3, final=False) == {}  # every_eval is off: nothing yet
     assert not any(tmp_path.iterdir())
     assert ev(_model(), 5, final=True) == {}
-    cell = 28 + 2  # image plus make_grid's padding
-    assert _size(tmp_path / "samples.png") == (8 * cell + 2, 8 * cell + 2)
-    assert _size(tmp_path / "reconstructions.png") == (8 * cell + 2, 8 * cell + 2)  # 4 × (originals, recons)
-    assert _size(tmp_path / "interpolations.png") == (12 * cell + 2, 8 * cell + 2)  # 8 pairs, 10 steps + ends
+    model = _model()
+    expected = raw_grid(ev._decode(model, ev.z), 8).repeat(4, 0).repeat(4, 1)  # nearest ×4
+    assert np.array_equal(_grid_part(tmp_path / "samples.png", 8, 8, 28), expected)
+    _grid_part(tmp_path / "reconstructions.png", 8, 8, 28)  # 4 × (originals, recons)
+    _grid_part(tmp_path / "interpolations.png", 12, 8, 28)  # 8 pairs, 10 steps + ends
+    assert set(ev.take_images()) == {"samples", "reconstructions", "interpolations"} and ev.take_images() == {}
     assert _size(tmp_path / "tsne.png")[0] > 100
     with open(tmp_path / "tsne.csv") as f:
         rows = list(csv.DictReader(f))
@@ -113,13 +131,12 @@ def test_every_eval_writes_epoch_suffixed_grids_and_handles_rgb(tmp_path):
     cfg.eval.artifacts.every_eval, cfg.eval.artifacts.at_end = True, False
     ev = _build("artifacts", data, cfg=cfg, run_dir=tmp_path)
     ev(_model(3, 32), 2)
-    cell = 32 + 2
     folder = tmp_path / "artifacts"
     assert sorted(p.name for p in folder.iterdir()) == [
         "interpolations_epoch0002.png", "reconstructions_epoch0002.png", "samples_epoch0002.png",
     ]
-    assert _size(folder / "reconstructions_epoch0002.png") == (8 * cell + 2, 2 * cell + 2)  # 8 of 12 test images
-    assert _size(folder / "interpolations_epoch0002.png") == (12 * cell + 2, 6 * cell + 2)  # 6 pairs
+    _grid_part(folder / "reconstructions_epoch0002.png", 8, 2, 32)  # 8 of 12 test images
+    _grid_part(folder / "interpolations_epoch0002.png", 12, 6, 32)  # 6 pairs
     assert not (tmp_path / "samples.png").exists()  # at_end is off; no labels: no t-SNE
     ev(_model(3, 32), 4, final=True)
     assert not (tmp_path / "samples.png").exists() and (folder / "samples_epoch0004.png").exists()
@@ -139,6 +156,22 @@ def test_interpolation_rows_start_and_end_at_the_pair(prior_name):
         assert torch.allclose(rows[:, -2], model.decoder(zb), atol=1e-6)
         mid = ev.prior.interpolate(za, zb, torch.tensor(4 / 9))
         assert torch.allclose(rows[:, 5], model.decoder(mid), atol=1e-6)
+
+
+def test_labels_are_drawn_left_of_rows_and_above_columns():
+    """Row labels darken the margin left of their row only; column labels the band above."""
+    images = torch.zeros(4, 1, 28, 28)  # black images on a white page
+    bare = np.asarray(labelled_grid(images, 2, "t", ["", ""]))
+    labelled = np.asarray(labelled_grid(images, 2, "t", ["reconstruction", ""], ["input a", "input b"]))
+    h, w = labelled.shape[:2]
+    assert w > bare.shape[1] and h > bare.shape[0]  # room for the longer row label and the column line
+    gh = (2 * 30 + 2) * 4
+    margin = labelled[h - LABEL_GAP - gh :, : w - LABEL_GAP - (2 * 30 + 2) * 4]  # left of the images
+    ink = (margin < 128).any(axis=(1, 2))
+    first_row = slice(2 * 4, 30 * 4)
+    assert ink[first_row].any() and not ink[30 * 4 + 8 :].any()  # only the first row is labelled
+    band = labelled[h - LABEL_GAP - gh - 20 : h - LABEL_GAP - gh - 2, w - LABEL_GAP - (2 * 30 + 2) * 4 :]
+    assert (band < 128).any()  # the column labels
 
 
 def test_no_run_dir_or_vectors(tmp_path):

@@ -1,8 +1,9 @@
 """Image datasets: shapes, dtypes, values against torchvision / hand computations, limits,
 resizing, caches, and the one-line DatasetMissing errors.
 
-No network and no dataset downloads: MNIST uses the shared real ``.gz`` files when they exist
-(copied into tmp_path) and idx files the test writes otherwise; CIFAR-10 and CelebA use tiny
+No network and no dataset downloads: MNIST uses the real ``.gz`` files under ``$MOCA_DATA_ROOT``
+when they exist (read in place; tests/conftest.py points the variable at ``../shared/data``) and
+idx files the test writes otherwise; the download path runs against a fake downloader; CIFAR-10 and CelebA use tiny
 datasets written here in torchvision's formats. torchvision verifies md5s of those files
 against constants on its classes (``CIFAR10.train_list``/``test_list``/``meta``,
 ``CelebA.file_list``, ``MNIST.resources``); the tests monkeypatch those class attributes with
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import pickle
 import shutil
 import struct
@@ -28,11 +30,11 @@ from torchvision.datasets import CIFAR10, MNIST, CelebA
 from torchvision.transforms import v2
 
 from harness.config import ConfigError, DataConfig, config_from_dict
-from harness.datasets import DATASETS, DatasetMissing, load_dataset
+from harness.datasets import DATA_ROOT_ENV, DATASETS, DatasetMissing, data_root, load_dataset
 from harness.datasets import celeba_hq as hq
 from harness.datasets.digits import digits_uint8
 
-SHARED_MNIST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "MNIST" / "raw"
+SHARED_MNIST = Path(os.environ.get(DATA_ROOT_ENV, "data")) / "MNIST" / "raw"
 MNIST_GZ = [name for name, _ in MNIST.resources]
 
 
@@ -41,6 +43,7 @@ def md5(path: Path) -> str:
 
 
 def cfg(name: str, root: Path | str = "data", **kw) -> DataConfig:
+    kw.setdefault("download", False)  # tests never touch the network unless a test fakes it
     c = DataConfig(name=name, root=str(root), **kw)
     c.check("data")
     return c
@@ -116,20 +119,23 @@ def patched_mnist_md5(monkeypatch):
     return patch
 
 
-def test_mnist_real_gz_extracted_offline(tmp_path):
-    """The shared real .gz files (copied) load with download=false: no network involved."""
+def test_mnist_real_gz_read_in_place(tmp_path):
+    """The shared real .gz files load straight from a read-only copy: md5-checked, decoded in
+    memory, nothing written next to them, no network."""
     if not all((SHARED_MNIST / n).is_file() for n in MNIST_GZ):
-        pytest.skip(f"real MNIST .gz files not in {SHARED_MNIST}; test_mnist_generated_gz covers extraction")
-    raw = tmp_path / "MNIST" / "raw"
-    shutil.copytree(SHARED_MNIST, raw)
-    raw.chmod(0o755)
-    data = load_dataset(cfg("mnist", tmp_path))
-    assert all((raw / n[:-3]).is_file() for n in MNIST_GZ)
+        pytest.skip(f"real MNIST .gz files not in {SHARED_MNIST}; test_mnist_generated_gz covers decoding")
+    before = sorted(p.name for p in SHARED_MNIST.iterdir())
+    data = load_dataset(cfg("mnist", SHARED_MNIST.parents[1]))
+    assert sorted(p.name for p in SHARED_MNIST.iterdir()) == before
     assert data.train_x.shape == (60000, 1, 28, 28) and data.test_x.shape == (10000, 1, 28, 28)
     assert data.train_x.dtype == torch.uint8 and data.train_y.dtype == torch.int64
     assert data.train_y[:3].tolist() == [5, 0, 4] and data.test_y[:3].tolist() == [7, 2, 1]
     assert torch.bincount(data.train_y).tolist()[1] == 6742  # the well-known count of ones
-    ref = MNIST(str(tmp_path), train=True)  # torchvision's per-item PIL path as the reference
+    raw = tmp_path / "MNIST" / "raw"  # torchvision's own reader of the extracted files as the reference
+    raw.mkdir(parents=True)
+    for name in MNIST_GZ:
+        (raw / name[:-3]).write_bytes(gzip.decompress((SHARED_MNIST / name).read_bytes()))
+    ref = MNIST(str(tmp_path), train=True)
     for i in (0, 123, 59999):
         img, label = ref[i]
         assert np.array_equal(np.asarray(img), data.train_x[i, 0].numpy()) and label == data.train_y[i]
@@ -144,7 +150,49 @@ def test_mnist_generated_gz(tmp_path, patched_mnist_md5):
     assert torch.equal(data.test_x[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
     assert data.train_y.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
     assert data.test_y.dtype == torch.int64 and data.test_y.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
-    assert not list((tmp_path / "MNIST" / "raw").glob(".extract-*"))  # temporary folders removed
+    assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir()) == sorted(MNIST_GZ)  # nothing written
+
+
+def test_data_root_order(tmp_path, monkeypatch):
+    """data.root, else $MOCA_DATA_ROOT, else ./data: one setting points every run at a copy."""
+    monkeypatch.delenv(DATA_ROOT_ENV, raising=False)
+    assert data_root(DataConfig()) == Path("data")
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    assert data_root(DataConfig()) == tmp_path
+    assert data_root(DataConfig(root="elsewhere")) == Path("elsewhere")
+
+
+def test_mnist_through_env_var(tmp_path, monkeypatch, patched_mnist_md5):
+    arrays = fake_mnist(tmp_path, compress=True)
+    patched_mnist_md5(tmp_path / "MNIST" / "raw")
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    c = DataConfig(name="mnist", download=False)
+    c.check("data")
+    data = load_dataset(c)
+    assert torch.equal(data.test_x[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
+
+
+def test_mnist_downloaded_on_first_use(tmp_path, monkeypatch):
+    """With data.download (the default) a missing MNIST is fetched through torchvision's
+    downloader (md5 and progress bar are torchvision's); here the network is a fake that
+    writes the idx files where torchvision's download_and_extract_archive would."""
+    arrays = {"train-images-idx3-ubyte": np.full((3, 28, 28), 7, np.uint8), "train-labels-idx1-ubyte": np.arange(3, dtype=np.uint8),
+              "t10k-images-idx3-ubyte": np.full((2, 28, 28), 9, np.uint8), "t10k-labels-idx1-ubyte": np.arange(2, dtype=np.uint8)}
+    calls = []
+
+    def fake_download(url, download_root, filename=None, md5=None, **kwargs):
+        calls.append((url, md5))
+        Path(download_root).mkdir(parents=True, exist_ok=True)
+        name = filename[: -len(".gz")]
+        write_idx(Path(download_root) / name, arrays[name], compress=False)
+
+    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", fake_download)
+    c = DataConfig(name="mnist", root=str(tmp_path))
+    assert c.download is True  # the default
+    data = load_dataset(c)
+    assert len(calls) == 4 and all(md5 for _, md5 in calls)  # torchvision passes the md5 to check
+    assert data.train_x.shape == (3, 1, 28, 28) and int(data.test_x[0, 0, 0, 0]) == 9
+    assert load_dataset(c).train_y.tolist() == [0, 1, 2] and len(calls) == 4  # second use: no download
 
 
 def test_mnist_limits_and_resize(tmp_path):
@@ -164,6 +212,7 @@ def test_mnist_missing_is_one_line(tmp_path):
         load_dataset(cfg("mnist", tmp_path))
     msg = missing_message(e)
     assert str(tmp_path / "MNIST" / "raw") in msg and "data.download=true" in msg
+    assert "MOCA_DATA_ROOT" in msg and "data.root" in msg
 
 
 def test_mnist_bad_md5_is_reported(tmp_path):
@@ -182,7 +231,8 @@ def test_mnist_failed_download_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(DatasetMissing) as e:
         load_dataset(cfg("mnist", tmp_path, download=True))
     msg = missing_message(e)
-    assert "download" in msg and str(tmp_path / "MNIST" / "raw") in msg
+    assert "download failed" in msg and str(tmp_path / "MNIST" / "raw") in msg
+    assert "MOCA_DATA_ROOT" in msg and "data.root" in msg
 
 
 # ---------------------------------------------------------------------------- CIFAR-10
@@ -249,6 +299,7 @@ def test_cifar10_failed_download_is_one_line(tmp_path, monkeypatch):
         load_dataset(cfg("cifar10", tmp_path, download=True))
     msg = missing_message(e)
     assert "download" in msg and "Error downloading cifar-10-python.tar.gz" in msg
+    assert "MOCA_DATA_ROOT" in msg and "data.root" in msg
 
 
 # ------------------------------------------------------------------------------ CelebA

@@ -10,7 +10,7 @@ import pickle
 import pytest
 import yaml
 
-from harness.config import config_fingerprint, config_from_dict
+from harness.config import same_run, config_fingerprint, config_from_dict
 from harness.sweep import SweepError, load_sweep
 from harness.sweep.identity import format_value, run_id, run_name, short_labels
 
@@ -106,6 +106,10 @@ def test_ids_are_stable_and_shared_across_sweeps(tmp_path, tiny_tree):
     threads = load_sweep(a, ["train.num_threads=3"])
     assert {r.config.seed: r.id for r in threads.runs} == ids_a
     assert threads.runs[0].config.train.num_threads == 3
+    # where the data lives, whether it may be downloaded and TensorBoard logging are execution-only
+    moved = load_sweep(a, ["data.root=/elsewhere", "data.download=false", "train.tensorboard=true"])
+    assert {r.config.seed: r.id for r in moved.runs} == ids_a
+    assert same_run(moved.runs[0].config.to_dict(), load_sweep(a).runs[0].config.to_dict())
     other = load_sweep(a, ["train.epochs=5"])
     assert not set(r.id for r in other.runs) & set(ids_a.values())
 

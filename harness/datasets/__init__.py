@@ -7,6 +7,6 @@ N×D), so the training loop indexes tensors and does no per-item Python work.
 
 from __future__ import annotations
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, load_dataset
+from harness.datasets._base import DATA_ROOT_ENV, DATASETS, DataBundle, DatasetMissing, data_root, load_dataset
 
-__all__ = ["DATASETS", "DataBundle", "DatasetMissing", "load_dataset"]
+__all__ = ["DATASETS", "DATA_ROOT_ENV", "DataBundle", "DatasetMissing", "data_root", "load_dataset"]

@@ -12,7 +12,9 @@ the test split is only used by the final runs at the selected settings.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -21,6 +23,22 @@ from harness.registry import Registry
 from harness.seeding import make_generator
 
 DATASETS: Registry = Registry("dataset", package="harness.datasets")
+DATA_ROOT_ENV = "MOCA_DATA_ROOT"
+DEFAULT_DATA_ROOT = "data"
+
+
+def data_root(data_cfg) -> Path:
+    """Where datasets are looked for (and downloaded to): ``data.root`` when set, else the
+    environment variable ``MOCA_DATA_ROOT``, else ``./data``. One setting points every run
+    of an offline machine at a local copy (e.g. ``export MOCA_DATA_ROOT=../shared/data``)."""
+    root = data_cfg.root or os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT
+    return Path(root).expanduser()
+
+
+def offline_hint(what: str, lead: bool = True) -> str:
+    """The second half of every missing-data message: how an offline machine gets the data."""
+    text = f"point {DATA_ROOT_ENV} (or data.root) at {what}"
+    return ("offline, " + text) if lead else text
 
 
 class DatasetMissing(RuntimeError):

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import CelebA
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing
+from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, data_root, offline_hint
 from harness.datasets._images import (
     cached,
     centre_square,
@@ -50,13 +50,13 @@ def _open(root: Path, split: str, download: bool) -> CelebA:
     except (RuntimeError, OSError) as e:
         if download:
             raise DatasetMissing(
-                f"CelebA download into {folder} failed ({one_line(e)}); copy img_align_celeba/ "
-                "and the five list_*.txt / identity_CelebA.txt files there instead"
+                f"CelebA not found under {folder} and the download failed ({one_line(e)}); "
+                + offline_hint(f"a folder holding {CelebA.base_folder}/ (img_align_celeba/ and the annotation files)")
             ) from None
         raise DatasetMissing(
             f"CelebA not found or incomplete under {folder} (needs img_align_celeba/ and the annotation "
-            "files with torchvision's md5s); set data.download=true on a machine with internet (needs gdown), "
-            "or copy the extracted dataset there"
+            "files with torchvision's md5s); set data.download=true to fetch it on first use (needs internet and "
+            f"gdown), or {offline_hint(f'a folder holding {CelebA.base_folder}/ with the extracted dataset', lead=False)}"
         ) from None
 
 
@@ -81,7 +81,7 @@ def load_part(root: Path, part: str, limit: int | None, size: int, download: boo
 
 @DATASETS.register("celeba")
 def load_celeba(data_cfg, seed: int = 0) -> DataBundle:
-    root, size = Path(data_cfg.root), data_cfg.image_size or DEFAULT_SIZE
+    root, size = data_root(data_cfg), data_cfg.image_size or DEFAULT_SIZE
     train = load_part(root, "train", data_cfg.train_limit, size, data_cfg.download)
     test = load_part(root, "test", data_cfg.test_limit, size, data_cfg.download)
     return make_bundle("celeba", data_cfg, train["images"], test["images"], train["attr"], test["attr"])

@@ -3,7 +3,7 @@
 The paper trains on CelebA-HQ at 256×256 and smaller (Figs. 5, 9, Table 4) with a 27k/3k
 split. There is no torchvision class and no automatic download: put the images (any of
 torchvision's image extensions, flat or in sub-folders as for ``ImageFolder``) under
-``<data.root>/celeba_hq/``.
+``<data root>/celeba_hq/`` (:func:`harness.datasets.data_root`).
 
 Split rule: files are sorted by their path relative to that folder; with the full 30,000
 images (or more) the first 27,000 are training and the rest test, as in the paper. A smaller
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing
+from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, data_root, offline_hint
 from harness.datasets._images import (
     IMAGE_EXTENSIONS,
     cached,
@@ -76,13 +76,14 @@ def _load_split(root: Path, split: str, files: list[Path], n_files: int, limit: 
 
 @DATASETS.register("celeba_hq")
 def load_celeba_hq(data_cfg, seed: int = 0) -> DataBundle:
-    root, size = Path(data_cfg.root), data_cfg.image_size or DEFAULT_SIZE
+    root, size = data_root(data_cfg), data_cfg.image_size or DEFAULT_SIZE
     folder = root / FOLDER
     files = list_images(folder) if folder.is_dir() else []
     if len(files) < 2:
         raise DatasetMissing(
             f"CelebA-HQ not found: {len(files)} image files under {folder} (need at least 2); there is no "
-            "automatic download: put the CelebA-HQ images (e.g. 00000.png ... 29999.png) in that folder"
+            f"automatic download: put the CelebA-HQ images (e.g. 00000.png ... 29999.png) in that folder, or "
+            + offline_hint(f"a folder holding {FOLDER}/", lead=False)
         )
     n_train, _ = split_sizes(len(files))
     train_x = _load_split(root, "train", files[:n_train], len(files), data_cfg.train_limit, size)

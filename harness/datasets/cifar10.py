@@ -1,19 +1,19 @@
 """CIFAR-10 (Krizhevsky, 2009): 50,000 training and 10,000 test images, 3×32×32, 10 classes.
 
 The paper's main benchmark (Table 2, Figs. 2, 3 and 8: 50k/10k). Loaded with
-``torchvision.datasets.CIFAR10`` from ``<data.root>/cifar-10-batches-py`` (torchvision checks
-the md5 of every batch file); the images are its ``.data`` array, HWC, turned into one
+``torchvision.datasets.CIFAR10`` from ``<data root>/cifar-10-batches-py`` (:func:`harness.datasets.data_root`), downloaded there
+on first use with ``data.download`` (the default; torchvision checks the md5 of the archive and
+of every batch file, with a progress bar); the images are its ``.data`` array, HWC, turned into one
 N×3×32×32 uint8 tensor without per-item transforms.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torchvision.datasets import CIFAR10
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing
+from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, data_root, offline_hint
 from harness.datasets._images import make_bundle, one_line
 
 
@@ -24,7 +24,7 @@ def _split(ds: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
 
 @DATASETS.register("cifar10")
 def load_cifar10(data_cfg, seed: int = 0) -> DataBundle:
-    root = Path(data_cfg.root)
+    root = data_root(data_cfg)
     folder = root / CIFAR10.base_folder
     try:
         train = CIFAR10(str(root), train=True, download=data_cfg.download)
@@ -32,13 +32,13 @@ def load_cifar10(data_cfg, seed: int = 0) -> DataBundle:
     except (RuntimeError, OSError) as e:
         if data_cfg.download:
             raise DatasetMissing(
-                f"CIFAR-10 download into {root} failed ({one_line(e)}); copy the extracted "
-                f"dataset (from {CIFAR10.filename}) to {folder} instead"
+                f"CIFAR-10 not found under {folder} and the download failed ({one_line(e)}); "
+                + offline_hint(f"a folder holding {CIFAR10.base_folder}/ (extracted from {CIFAR10.filename})")
             ) from None
         state = "not found" if not folder.is_dir() else "incomplete or corrupted (md5 check failed)"
         raise DatasetMissing(
-            f"CIFAR-10 {state} under {folder}; set data.download=true on a machine with internet, "
-            f"or copy the extracted dataset (from {CIFAR10.filename}) there"
+            f"CIFAR-10 {state} under {folder}; set data.download=true to fetch it on first use (needs internet), "
+            f"or {offline_hint(f'a folder holding {CIFAR10.base_folder}/ (extracted from {CIFAR10.filename})', lead=False)}"
         ) from None
     train_x, train_y = _split(train)
     test_x, test_y = _split(test)

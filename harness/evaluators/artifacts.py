@@ -5,9 +5,15 @@ What the paper shows qualitatively (Figs. 5, 6, 11-19 and Fig. 7):
 | file | what |
 |---|---|
 | ``samples.png`` | 8×8 grid of g(z), z from 64 prior draws fixed for the run |
-| ``reconstructions.png`` | rows of 8 test images, each row followed by their reconstructions (4 pairs of rows) |
-| ``interpolations.png`` | one row per pair of test images: the first image, g(interp(z_a, z_b, t)) for 10 values of t in [0, 1], the second image; ``prior.interpolate`` renormalises to the sphere for the spherical prior (docs/paper.md) and is linear for the Gaussian |
+| ``reconstructions.png`` | rows of 8 test images (labelled ``input``), each followed by their reconstructions (``reconstruction``), 4 pairs of rows |
+| ``interpolations.png`` | one row per pair of test images: the first image (``input a``), g(interp(z_a, z_b, t)) for 10 values of t in [0, 1] (columns labelled with t), the second image (``input b``); ``prior.interpolate`` renormalises to the sphere for the spherical prior (docs/paper.md) and is linear for the Gaussian |
 | ``tsne.png``, ``tsne.csv`` | 2-D t-SNE (scikit-learn) of the latents of the first ``eval.artifacts.tsne_points`` test items, coloured by label (Fig. 7); columns ``x, y, label`` |
+
+Every grid is a labelled PNG (:func:`labelled_grid`): a title line with the run's method, λ,
+seed and epoch, a label left of every row (and above every column where columns differ), and
+the images enlarged by an integer factor with nearest-neighbour pixels (:func:`grid_scale`:
+at least 96 pixels per image, so a 28×28 MNIST digit is drawn 112 pixels high). The
+unlabelled pixels are exactly torchvision's ``make_grid`` of the images, enlarged.
 
 Written after the last epoch (``final``) if ``eval.artifacts.at_end``, with the names above;
 with ``eval.artifacts.every_eval`` the image grids are also written at every evaluation as
@@ -23,11 +29,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.utils import make_grid
 
 from harness.atomic import atomic_write, write_text
 from harness.evaluators._base import EVALUATORS, Evaluator
@@ -41,10 +49,65 @@ INTERP_PAIRS = 8
 INTERP_STEPS = 10
 
 
-def save_grid(path: Path, images: torch.Tensor, nrow: int) -> None:
-    """Write images in [0, 1] as one PNG grid (torchvision), atomically."""
-    grid = make_grid(images.float().clamp(0, 1), nrow=nrow, padding=2)
-    atomic_write(path, lambda f: save_image(grid, f, format="png"), mode="wb")
+PAD = 2  # make_grid's padding between images (pixels of the unscaled grid)
+MIN_CELL_PX = 96  # images are enlarged to at least this many pixels high
+FONT_PX = 15
+LABEL_GAP = 8
+
+
+def grid_scale(height: int) -> int:
+    """The integer enlargement of an image ``height`` pixels high (28 -> 4, 32 -> 3, 64 -> 2)."""
+    return max(1, math.ceil(MIN_CELL_PX / height))
+
+
+@lru_cache(maxsize=1)
+def _font() -> ImageFont.FreeTypeFont:
+    from matplotlib import font_manager
+
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), FONT_PX)
+
+
+def raw_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
+    """torchvision's ``make_grid`` of images in [0, 1] as an H×W×3 uint8 array (white padding)."""
+    grid = make_grid(images.float().clamp(0, 1), nrow=nrow, padding=PAD, pad_value=1.0)
+    return grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def labelled_grid(images: torch.Tensor, nrow: int, title: str, row_labels: list[str],
+                  col_labels: list[str] | None = None) -> Image.Image:
+    """The images as a grid of ``nrow`` columns, enlarged by :func:`grid_scale` (nearest
+    neighbour), with ``title`` on top, ``row_labels[i]`` left of row i and, when given,
+    ``col_labels[j]`` above column j (DejaVu Sans, matplotlib's bundled font)."""
+    h, w = images.shape[-2:]
+    s = grid_scale(h)
+    grid = Image.fromarray(raw_grid(images, nrow))
+    grid = grid.resize((grid.width * s, grid.height * s), Image.NEAREST)
+    font = _font()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def width(text: str) -> int:
+        return int(math.ceil(measure.textlength(text, font=font)))
+
+    line = FONT_PX + 6
+    left = LABEL_GAP + max([width(t) for t in row_labels] + [0]) + LABEL_GAP
+    top = LABEL_GAP + line + (line if col_labels else 0)
+    canvas_w = max(left + grid.width + LABEL_GAP, LABEL_GAP + width(title) + LABEL_GAP)
+    canvas = Image.new("RGB", (canvas_w, top + grid.height + LABEL_GAP), "white")
+    canvas.paste(grid, (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((LABEL_GAP, LABEL_GAP), title, fill="black", font=font)
+    cell_h, cell_w = (h + PAD) * s, (w + PAD) * s
+    for i, label in enumerate(row_labels):
+        y = top + PAD * s + i * cell_h + h * s // 2
+        draw.text((left - LABEL_GAP, y), label, fill="black", font=font, anchor="rm")
+    for j, label in enumerate(col_labels or []):
+        x = left + PAD * s + j * cell_w + w * s // 2
+        draw.text((x, top - 4), label, fill="black", font=font, anchor="md")
+    return canvas
+
+
+def save_png(path: Path, image: Image.Image) -> None:
+    atomic_write(path, lambda f: image.save(f, format="png"), mode="wb")
 
 
 @EVALUATORS.register("artifacts")
@@ -57,16 +120,31 @@ class Artifacts(Evaluator):
         pairs = min(INTERP_PAIRS, n_test // 2)
         self.pairs = torch.randperm(n_test, generator=make_generator(seed, "artifacts", "pairs"))[: 2 * pairs]
         self.tsne_seed = derive_seed(seed, "artifacts", "tsne") % 2**32
+        self.images: dict[str, Image.Image] = {}  # the grids of the last call (for trackers)
+        self.tracked = bool(getattr(cfg.train, "tensorboard", False))
+
+    def take_images(self) -> dict[str, np.ndarray]:
+        """The grids made by the last call, as H×W×3 uint8 arrays; cleared when taken."""
+        out = {name: np.asarray(img) for name, img in self.images.items()}
+        self.images = {}
+        return out
+
+    def _title(self, what: str, epoch: int) -> str:
+        m = self.cfg.method
+        return f"{what} · {m.name} λ={m.weight:g} seed={self.cfg.seed} · epoch {epoch}"
 
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         if self.run_dir is None:
             return {}
         run_dir = Path(self.run_dir)
         if self.data.is_image:
-            if final and self.acfg.at_end:
-                self.write_grids(model, run_dir, "")
-            if self.acfg.every_eval:
-                self.write_grids(model, run_dir / "artifacts", f"_epoch{epoch:04d}")
+            folders = ([(run_dir, "")] if final and self.acfg.at_end else []) + \
+                ([(run_dir / "artifacts", f"_epoch{epoch:04d}")] if self.acfg.every_eval else [])
+            if folders or self.tracked:
+                self.images = self.grids(model, epoch)
+            for folder, suffix in folders:
+                for name, image in self.images.items():
+                    save_png(folder / f"{name}{suffix}.png", image)
         if final and self.acfg.at_end and self.data.test_y is not None:
             self.write_tsne(model, run_dir)
         return {}
@@ -76,19 +154,28 @@ class Artifacts(Evaluator):
     def _decode(self, model, z: torch.Tensor) -> torch.Tensor:
         return decode(model, z, self.device).reshape(-1, *self.data.item_shape)
 
-    def write_grids(self, model, folder: Path, suffix: str) -> None:
-        save_grid(folder / f"samples{suffix}.png", self._decode(model, self.z), GRID)
+    def grids(self, model, epoch: int) -> dict[str, Image.Image]:
+        """The labelled sample, reconstruction and interpolation grids of ``model``."""
+        out = {"samples": labelled_grid(self._decode(model, self.z), GRID, self._title("samples g(z), z ~ prior", epoch),
+                                        ["g(z)"] * math.ceil(NUM_SAMPLES / GRID))}
         test = self.data.test_x
         if len(test) == 0:
-            return
+            return out
         nrow = min(GRID, len(test))
         n = min(RECON_ROWS * GRID, len(test)) // nrow * nrow
         x = self.data.to_float(test[:n])
         x_hat = self._decode(model, self.encode(model, test[:n]))
         rows = torch.stack([x.reshape(-1, nrow, *x.shape[1:]), x_hat.reshape(-1, nrow, *x.shape[1:])], 1)
-        save_grid(folder / f"reconstructions{suffix}.png", rows.reshape(-1, *x.shape[1:]), nrow)
+        out["reconstructions"] = labelled_grid(rows.reshape(-1, *x.shape[1:]), nrow,
+                                               self._title("test reconstructions", epoch),
+                                               ["input", "reconstruction"] * (n // nrow))
         if len(self.pairs):
-            save_grid(folder / f"interpolations{suffix}.png", self.interpolations(model), INTERP_STEPS + 2)
+            ts = [f"t={t:.2g}" for t in torch.linspace(0, 1, INTERP_STEPS).tolist()]
+            out["interpolations"] = labelled_grid(
+                self.interpolations(model), INTERP_STEPS + 2,
+                self._title(f"interpolations ({self.cfg.model.prior} prior)", epoch),
+                [f"pair {i + 1}" for i in range(len(self.pairs) // 2)], ["input a", *ts, "input b"])
+        return out
 
     def interpolations(self, model) -> torch.Tensor:
         """(pairs · (steps + 2)) images: per pair, x_a, the decoded path, x_b."""

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.atomic import write_json
-from harness.config import ConfigError, config_from_dict
+from harness.config import ConfigError, config_from_dict, same_run
 from harness.sweep.executors import Launch
-from harness.sweep.identity import EXECUTION_ONLY, format_value, run_dir, short_labels
+from harness.sweep.identity import format_value, run_dir, short_labels
 from harness.sweep.spec import Sweep, SweepError
 from harness.sweep.state import (
     CONFIG, FAILED, FINAL, INTERRUPTED, MANIFEST, PENDING, STATES, read_json_file, record_slurm_ends,
@@ -46,11 +46,6 @@ def plan(sweep: Sweep, states: dict[str, tuple[str, dict | None]], retry_failed:
     return [run for run in sweep.runs if states[run.id][0] in startable]
 
 
-def _comparable(tree: dict) -> dict:
-    train = dict(tree.get("train") or {}, **EXECUTION_ONLY)
-    return dict(tree, train=train)
-
-
 def check_folders(sweep: Sweep, folder: Path) -> None:
     """Refuse to reuse a run folder whose config.json holds a different config."""
     for run in sweep.runs:
@@ -62,7 +57,7 @@ def check_folders(sweep: Sweep, folder: Path) -> None:
             on_disk = config_from_dict(stored).to_dict() if isinstance(stored, dict) else None
         except ConfigError:
             on_disk = None
-        if on_disk is None or _comparable(on_disk) != _comparable(run.config.to_dict()):
+        if on_disk is None or not same_run(on_disk, run.config.to_dict()):
             raise SweepError(f"{path}: holds another config than run '{run.name}' (id {run.id}); "
                              "allowed: the run's own config (move or delete that folder)")
 

@@ -2,7 +2,7 @@
 
 * The **id** of a run is the content hash of its resolved config
   (:func:`harness.config.config_fingerprint`), after resetting the fields that only say *how*
-  a run executes, not *what* it computes (``train.num_threads``, ``train.progress``). The same
+  a run executes, not *what* it computes (:data:`harness.config.EXECUTION_ONLY`: threads, progress bar, TensorBoard, data location). The same
   run in two sweeps, or the same sweep run twice, therefore gets the same id, and a run folder
   can be recognised from its ``config.json`` alone.
 * The **name** is built from the values the sweep varies (``method=moca,tau=0.1,seed=0``); it
@@ -20,13 +20,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.config import RunConfig, config_fingerprint
+from harness.config import EXECUTION_ONLY, RunConfig, config_fingerprint
 
 SWEEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SWEEP_NAME_ALLOWED = "1-64 characters from letters, digits, '_', '-', '.', starting with a letter or digit"
 RUN_ID_RE = re.compile(r"^[0-9a-f]{12}$")
-# fields that change how a run executes but not its numbers' meaning (not part of the id)
-EXECUTION_ONLY = {"num_threads": None, "progress": "auto"}
 
 
 class PathEscape(ValueError):
@@ -35,8 +33,9 @@ class PathEscape(ValueError):
 
 def run_id(cfg: RunConfig) -> str:
     """The stable id of a run: the fingerprint of its config without execution-only fields."""
-    train = dataclasses.replace(cfg.train, **EXECUTION_ONLY)
-    return config_fingerprint(dataclasses.replace(cfg, train=train))
+    train = dataclasses.replace(cfg.train, **EXECUTION_ONLY["train"])
+    data = dataclasses.replace(cfg.data, **EXECUTION_ONLY["data"])
+    return config_fingerprint(dataclasses.replace(cfg, train=train, data=data))
 
 
 def valid_sweep_name(name: Any) -> bool:
