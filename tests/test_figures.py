@@ -198,7 +198,7 @@ def test_every_item_renders_its_files(results, item_id):
 def test_fig2_left_draws_the_mean_over_seeds(results):
     fabricate(results, "synthetic_latent")
     s = load_sweep_results(results, "synthetic_latent")
-    fig = plots.fig2_left(ItemData(ITEMS["fig2_left"], [s], {"synthetic_latent": "CPU-scale"})).figure
+    fig = ITEMS["fig2_left"].draw(ItemData(ITEMS["fig2_left"], [s], {"synthetic_latent": "CPU-scale"})).figure
     ax = fig.axes[0]
     handle = next(h for h in ax.get_legend().legend_handles if h.get_label() == "moca")
     line = next(ln for ln in ax.get_lines() if len(ln.get_xdata()) and ln.get_color() == handle.get_color())

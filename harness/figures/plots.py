@@ -1,4 +1,7 @@
-"""The paper's figures (2-4, 7-10) from sweep results, drawn with seaborn on matplotlib's Agg.
+"""Drawing helpers shared by every figure, and the paper's figures that are not plain plots of
+logged metrics (Figs. 3, 7, 8, 9), drawn with seaborn on matplotlib's Agg. Figs. 2, 4 and 10
+are :class:`harness.figures.generic.PlotSpec` uses of the same helpers (registry.py), the
+machinery behind ``python -m harness.plot``.
 
 Conventions shared by every figure:
 
@@ -40,7 +43,7 @@ from harness.figures.base import (  # noqa: E402
     require_columns, seeds_text, value_text,
 )
 from harness.figures.results import SweepResults  # noqa: E402
-from harness.figures.tables import best_lambda, fid_summary  # noqa: E402
+from harness.figures.tables import best_lambda  # noqa: E402
 
 BAND = "lines: mean over seeds; band: 95 % confidence interval of the mean (Student's t over the seeds)"
 
@@ -64,10 +67,6 @@ MAX_MARKED_POINTS = 30  # longer curves (e.g. 80 epochs) are drawn without point
 
 def _dataset(s: SweepResults) -> str:
     return config_values([s], ["data.name"]).split(" = ", 1)[1]
-
-
-def _panel_title(d: ItemData, s: SweepResults) -> str:
-    return f"{s.name}: {d.scales[s.name]}, {_dataset(s)}"
 
 
 def _lines(ax, df: pd.DataFrame, x: str, y: str, keys: list[str], style: str | None = None,
@@ -109,45 +108,7 @@ def _usable(d: ItemData, columns: list[str], hint: str, curves: bool) -> tuple[l
     return out, notes
 
 
-# ----------------------------------------------------------------------------- Fig. 2
-
-
-def fig2_left(d: ItemData) -> FigureOut:
-    """Latent-only matching (section 4.1): SWD between latents and sphere samples per epoch."""
-    usable, notes = _usable(d, ["latent_swd"], "eval.metrics must include latent", curves=True)
-    s, curves = usable[0]
-    panels = [c for c in ("latent_swd", "latent_sphere_swd") if c in curves.columns and curves[c].notna().any()]
-    keys = ["method.name"]
-    require_columns(curves, keys, s.folder.name, "run configs needed")
-    keys += extra_keys(curves, s.varied_keys, keys)
-    fig, axes = _new(len(panels))
-    for ax, metric in zip(axes, panels):
-        _lines(ax, curves, "epoch", metric, keys, integer_x=True)
-        ax.set_yscale("log")
-        ax.set_ylabel(f"{metric} (log scale)")
-        ax.set_title({"latent_swd": "sliced W2 to prior samples", "latent_sphere_swd": "spherical SW to Unif($S^{d-1}$)"}[metric])
-    notes += [f"Metrics: {', '.join(panels)} (evaluator 'latent'), every {config_values([s], ['eval.every']).split(' = ')[1]} "
-             f"epoch(s), epoch 0 = initialisation; {config_values([s], ['eval.num_samples', 'eval.projections', 'eval.seed'])}.",
-             f"{BAND}; {seeds_text(curves, [*keys, 'epoch'])}."]
-    return FigureOut(fig, notes)
-
-
-def fig2_right(d: ItemData) -> FigureOut:
-    """Image-space SWD between test images and samples per epoch: MoCA vs WAE-MMD, several λ."""
-    usable, notes = _usable(d, ["image_swd"], "eval.metrics must include image_swd", curves=True)
-    fig, axes = _new(len(usable), width=6.0)
-    for ax, (s, curves) in zip(axes, usable):
-        require_columns(curves, ["method.name", "method.weight"], s.folder.name, "run configs needed")
-        keys = ["method.name"] + extra_keys(curves, s.varied_keys, ["method.name", "method.weight"])
-        curves = curves.assign(**{"λ": curves["method.weight"].map(value_text)})
-        _lines(ax, curves, "epoch", "image_swd", keys, style="λ", integer_x=True)
-        ax.set_title(_panel_title(d, s), fontsize=9)
-        ax.set_ylabel("image SWD (×1e3, mean over pyramid levels)")
-        notes.append(f"{s.name}: {config_values([s], ['eval.swd.mode', 'eval.swd.num_images', 'eval.swd.split', 'eval.every'])}; "
-                     f"{seeds_text(curves, [*keys, 'λ', 'epoch'])}.")
-    notes.append(f"{BAND}. SWD values depend on the mode (swd_pytorch ≈ 12× pggan) and on the number of "
-                 "images, so panels with different settings are not comparable.")
-    return FigureOut(fig, notes)
+# Figs. 2, 4 and 10 are plots of logged metrics: PlotSpecs of harness.figures.generic (registry.py).
 
 
 # ----------------------------------------------------------------------------- Fig. 3
@@ -203,42 +164,6 @@ def fig3(d: ItemData) -> FigureOut:
               f"{config_values(d.sweeps, ['eval.num_samples'])} (first N training items).",
               f"{BAND}; {seeds_text(df, [*keys, 'index'])}."]
     return FigureOut(fig, notes)
-
-
-# ----------------------------------------------------------------------------- heatmaps
-
-
-def _heatmap(d: ItemData, row: str, col: str, what: str) -> FigureOut:
-    """Mean final FID over ``row`` × ``col`` (one panel per value of any other varied key)."""
-    usable, notes = _usable(d, ["fid", row, col], "eval.metrics must include fid", curves=False)
-    panels = []
-    for s, runs in usable:
-        extras = extra_keys(runs, s.varied_keys, [row, col])
-        labels = group_label(runs, extras) if extras else pd.Series([s.name] * len(runs), index=runs.index)
-        for label, part in runs.groupby(labels, sort=True):
-            panels.append((s, label, fid_summary(part, [row, col])))
-    fig, axes = _new(len(panels), width=6.0, height=4.6)
-    for ax, (s, label, summary) in zip(axes, panels):
-        grid = summary.pivot(index=row, columns=col, values="fid_mean").sort_index().sort_index(axis=1)
-        grid.index = [value_text(v) for v in grid.index]
-        grid.columns = [value_text(v) for v in grid.columns]
-        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis_r", ax=ax, cbar_kws={"label": "FID (lower is better)"})
-        ax.set_xlabel(label_of(col))
-        ax.set_ylabel(label_of(row))
-        ax.set_title(f"{label} ({d.scales[s.name]}, {_dataset(s)})", fontsize=9)
-        n = summary["runs"]
-        notes.append(f"{label}: {int(n.min())}-{int(n.max())} runs (seeds) per cell; empty cells: not run or not done.")
-    notes.append(f"Cells: mean over seeds of the final-epoch FID ({what}); "
-                 f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split', 'eval.fid.dims'])}.")
-    return FigureOut(fig, notes)
-
-
-def fig4(d: ItemData) -> FigureOut:
-    return _heatmap(d, "model.latent_dim", "method.weight", "latent dimension × λ")
-
-
-def fig10(d: ItemData) -> FigureOut:
-    return _heatmap(d, "method.tau", "method.weight", "temperature τ × λ")
 
 
 # ----------------------------------------------------------------------------- Fig. 7
@@ -340,4 +265,4 @@ def fig9(d: ItemData) -> FigureOut:
     return FigureOut(fig, notes)
 
 
-__all__ = ["fig2_left", "fig2_right", "fig3", "fig4", "fig7", "fig8", "fig9", "fig10"]
+__all__ = ["fig3", "fig7", "fig8", "fig9"]
