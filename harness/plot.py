@@ -105,7 +105,9 @@ def choose(args: argparse.Namespace, sweeps) -> tuple[PlotSpec, list[str]]:
 
     free = [k for k in varied if k != "seed" and k not in (args.x, args.style, args.col, *(args.hue or []))]
     free.sort(key=lambda k: k != "method.name")  # the method first: the usual legend
-    several_epochs = any(df["epoch"].nunique() > 1 for df in curves if "epoch" in df.columns)
+    # curves need the metric at several epochs (a metric evaluated only at the end has one point)
+    several_epochs = any(df.loc[df[y[0]].notna(), "epoch"].nunique() > 1 for df in curves
+                         if "epoch" in df.columns and y[0] in df.columns)
     kind, x = args.kind, args.x
     if kind is None:
         if x in (None, "epoch") and several_epochs:
@@ -128,6 +130,9 @@ def choose(args: argparse.Namespace, sweeps) -> tuple[PlotSpec, list[str]]:
         x = pool[0]
         free.remove(x)
         said.append(f"--x {x} (first {'numeric ' if numeric else ''}varied key)")
+        if not numeric and kind == "line" and args.kind is None:
+            kind = "bar"  # categories on x: bars, not a line through them
+            said.append(f"--kind bar ({x} is not numeric)")
     hue = args.hue
     if hue is None:  # one key; the others join the legend only where they vary within its groups
         hue = free[:1]
