@@ -1,7 +1,8 @@
 """Typed, validated run configuration.
 
 A run config is a tree of dataclasses (data, model, method, optim, train, eval, seed)
-loaded from YAML with ``yaml.safe_load`` and ``--set key=value`` overrides. Everything is
+loaded from YAML (``harness.yaml_io``: safe, no aliases, no duplicate keys) and ``--set key=value``
+overrides. Everything is
 validated before anything runs: unknown keys (with a "did you mean"), wrong types and
 out-of-range values raise :class:`ConfigError`, whose message is one line naming the key
 and what is allowed. Command-line entry points turn it into exit status 2.
@@ -22,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.registry import suggest
+from harness.yaml_io import YAMLInputError, YAMLRefused, load_file, loads
 
 
 class ConfigError(ValueError):
@@ -153,6 +153,11 @@ class OptimConfig:
         require(self.lr_decay_until is None or self.lr_decay_until >= 1, f"{p}.lr_decay_until", self.lr_decay_until, "null or an integer >= 1")
 
 
+# torch.set_num_threads(100000) segfaults; a fixed bound (not the validating machine's core
+# count) keeps a sweep validated on a login node valid on its compute nodes
+MAX_THREADS = 1024
+
+
 @dataclass
 class TrainConfig:
     """Length of training, batch size, device, and the synthetic task's switch."""
@@ -161,7 +166,7 @@ class TrainConfig:
     batch_size: int = 64
     latent_only: bool = False  # drop the reconstruction term (the paper's synthetic task)
     device: str = "auto"  # auto | cpu | cuda
-    num_threads: int | None = None  # torch intra-op threads; None = torch's default
+    num_threads: int | None = None  # torch intra-op threads; None = torch's default (<= MAX_THREADS)
     progress: str = "auto"  # auto (a bar only on a terminal) | on | off
     tensorboard: bool = False  # TensorBoard event files in <run dir>/tensorboard (harness/tracking.py)
 
@@ -169,7 +174,8 @@ class TrainConfig:
         require(self.epochs >= 1, f"{p}.epochs", self.epochs, "an integer >= 1")
         require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
         require_choice(self.device, f"{p}.device", ["auto", "cpu", "cuda"])
-        require(self.num_threads is None or self.num_threads >= 1, f"{p}.num_threads", self.num_threads, "null or an integer >= 1")
+        ok = self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS
+        require(ok, f"{p}.num_threads", self.num_threads, f"null or an integer in [1, {MAX_THREADS}]")
         require_choice(self.progress, f"{p}.progress", ["auto", "on", "off"])
 
 
@@ -322,10 +328,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         if isinstance(value, str) and _looks_like_float(value):
-            return float(value)  # PyYAML (YAML 1.1) reads "1e-3" as a string
+            value = float(value)  # PyYAML (YAML 1.1) reads "1e-3" as a string
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond the float range
+                raise ConfigError(key, f"got {value!r}; allowed: a finite number") from None
+            if not math.isfinite(value):  # .inf / .nan are never a valid setting
+                raise ConfigError(key, f"got {value!r}; allowed: a finite number")
+            return value
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -413,8 +425,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key:
         raise ConfigError(text, "an override must look like key=value (e.g. method.tau=0.2)")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = loads(raw) if raw.strip() else ""
+    except YAMLRefused as e:  # an alias or duplicate key inside the value
+        raise ConfigError(key, str(e)) from None
+    except YAMLInputError:  # not YAML: the text itself
         value = raw
     if isinstance(value, str) and _looks_like_float(value):
         value = float(value)  # YAML 1.1 reads "1e-3" as a string
@@ -451,15 +465,16 @@ def apply_overrides(tree: dict, overrides: list[str] | None) -> dict:
 
 
 def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file with :mod:`harness.yaml_io` (the harness's only YAML reader); every
+    problem (missing, too large, not UTF-8, not YAML, an alias, a duplicate key) is a
+    one-line ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("", f"no such config file: {path}", None)
     try:
-        with open(path) as f:
-            return yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        line = f" (line {e.problem_mark.line + 1})" if getattr(e, "problem_mark", None) else ""
-        raise ConfigError("", f"not valid YAML{line}", str(path)) from None
+        return load_file(path)
+    except YAMLInputError as e:
+        raise ConfigError("", str(e), str(path)) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
@@ -467,8 +482,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     source = str(path) if path else "<defaults>"
     try:
         tree = read_yaml(path) if path else {}
-        if tree is None:
-            tree = {}
+        if tree is None:  # an empty file is a mistake, not "train every default on full MNIST"
+            raise ConfigError("", "the config file is empty; allowed: a mapping of sections "
+                              "(data, model, method, optim, train, eval, seed)")
         if not isinstance(tree, dict):
             raise ConfigError("", "a run config must be a mapping of sections")
         return config_from_dict(apply_overrides(tree, overrides))

@@ -99,7 +99,7 @@ def test_unreadable_yaml_and_non_mapping(tmp_path, capsys):
     path = tmp_path / "x.yaml"
     path.write_text("name: [unclosed\n")
     assert main([str(path), "--results", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err == f"{path}: not valid YAML (line 2)\n"
+    assert capsys.readouterr().err == f"{path}: not valid YAML (line 2: expected ',' or ']', but got '<stream end>')\n"
     path.write_text("- 1\n- 2\n")
     assert main([str(path), "--results", str(tmp_path / "r")]) == 2
     assert "a sweep file must be a mapping" in capsys.readouterr().err

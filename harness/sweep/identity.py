@@ -22,9 +22,9 @@ from typing import Any
 
 from harness.config import EXECUTION_ONLY, RunConfig, config_fingerprint
 
-SWEEP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SWEEP_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" allows a final newline
 SWEEP_NAME_ALLOWED = "1-64 characters from letters, digits, '_', '-', '.', starting with a letter or digit"
-RUN_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+RUN_ID_RE = re.compile(r"\A[0-9a-f]{12}\Z")
 
 
 class PathEscape(ValueError):

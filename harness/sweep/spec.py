@@ -1,6 +1,7 @@
 """Sweep files: parsing, grid expansion and validation (syntax in docs/sweeps.md).
 
-A sweep file (``yaml.safe_load``) names a base run config and the axes to vary::
+A sweep file (read by ``harness.yaml_io``: no aliases, no duplicate keys) names a base run
+config and the axes to vary::
 
     name: tau_lambda
     base_config: ../configs/synthetic_moca.yaml   # or  base: {inline run config}
@@ -54,13 +55,13 @@ from harness.registry import suggest
 from harness.sweep.identity import SWEEP_NAME_ALLOWED, PathEscape, inside, run_id, run_name, valid_sweep_name
 
 TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "search", "slurm"]
-KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 KEY_ALLOWED = "a dotted config key such as method.tau"
 # sbatch options a sweep may add besides the named ones; values end up in `#SBATCH --k=v`
 # lines, so they are restricted to characters that cannot start a new line or a command
 SLURM_EXTRA = ["account", "qos", "constraint", "exclude", "nodelist", "reservation", "comment",
                "mail_type", "mail_user", "gres", "licenses", "wckey"]
-SLURM_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=@%+/\[\]-]{1,200}$")
+SLURM_SAFE_VALUE = re.compile(r"\A[A-Za-z0-9_.,:=@%+/\[\]-]{1,200}\Z")  # \Z: "$" allows a final newline
 SLURM_SAFE_ALLOWED = "1-200 characters from letters, digits and _ . , : = @ % + / [ ] -"
 
 
@@ -303,6 +304,8 @@ class _Parser:
                 tree = read_yaml(target)
             except ConfigError as e:
                 raise self.err("", "base_config", f"{rel}: {e.message}") from None
+            if tree is None:
+                raise self.err("", "base_config", f"{rel}: the config file is empty; allowed: a mapping of run config sections")
             section = "base_config"
         else:
             tree, section = doc.get("base"), "base"

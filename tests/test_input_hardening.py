@@ -1,0 +1,181 @@
+"""Hostile or broken inputs to harness.train and harness.sweep: one line, exit 2, nothing written.
+
+Each case here once got a traceback, a hang, or silently did something else (issue 7, item 8).
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from harness.config import MAX_THREADS, ConfigError, load_config
+from harness.yaml_io import MAX_BYTES, YAMLInputError, YAMLRefused, load_file, loads
+
+
+def laughs(levels: int = 6) -> str:
+    """A "billion laughs" document: 9**levels strings from a few hundred bytes (small here,
+    so that a regression fails the test instead of exhausting memory)."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- the YAML reader
+
+
+def test_aliases_are_refused_and_anchors_alone_pass():
+    with pytest.raises(YAMLRefused, match=r"^line 2: YAML alias \*a0 refused"):
+        loads(laughs())
+    assert loads("a: &x 1\nb: 2\n") == {"a": 1, "b": 2}
+
+
+def test_duplicate_keys_name_the_key_and_both_lines():
+    with pytest.raises(YAMLRefused, match=r"^line 4: duplicate key 'grid' \(first at line 1\)"):
+        loads("grid:\n  seed: [0]\nname: x\ngrid:\n  method.tau: [0.1]\n")
+    with pytest.raises(YAMLRefused, match="duplicate key 'lr'"):
+        loads("optim: {lr: 0.1, lr: 0.2}\n")  # also inside flow mappings
+    assert loads("a: {x: 1}\nb: {x: 2}\n") == {"a": {"x": 1}, "b": {"x": 2}}  # same key, two mappings
+
+
+def test_size_encoding_and_nesting_limits(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * (MAX_BYTES + 1))
+    with pytest.raises(YAMLRefused, match="allowed: a YAML file of at most"):
+        load_file(big)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"seed: 1\n\xff\xfe\x00\x81garbage")
+    with pytest.raises(YAMLInputError, match=r"^not a UTF-8 text file \(byte 8\)"):
+        load_file(binary)
+    with pytest.raises(YAMLInputError):
+        loads("[" * 50_000)  # recursion inside the parser, not a RecursionError traceback
+
+
+# --------------------------------------------------------------------------- harness.train
+
+
+def _train(tmp_path, text: str | bytes, capsys, *sets: str) -> str:
+    from harness.train import main
+
+    path = tmp_path / "run.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    out = tmp_path / "out"
+    args = [str(path), "--out", str(out)]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: "), err
+    assert not out.exists()
+    return err
+
+
+def test_train_refuses_an_alias_bomb(tmp_path, capsys):
+    assert "YAML alias *a0 refused" in _train(tmp_path, laughs(), capsys)
+
+
+def test_train_refuses_duplicate_keys(tmp_path, capsys, tiny_tree):
+    text = yaml.safe_dump(tiny_tree) + "seed: 3\n"
+    assert "duplicate key 'seed'" in _train(tmp_path, text, capsys)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
+def test_train_refuses_an_empty_config(tmp_path, capsys, text):
+    assert "the config file is empty" in _train(tmp_path, text, capsys)
+
+
+def test_train_refuses_binary_garbage_in_one_line(tmp_path, capsys):
+    garbage = bytes(range(256)) * 4
+    assert "not a UTF-8 text file" in _train(tmp_path, garbage, capsys)
+    assert "not valid YAML" in _train(tmp_path, b"seed: \x01\x02\x03\n", capsys)  # UTF-8 control chars
+
+
+@pytest.mark.parametrize("key, value", [("optim.lr", ".inf"), ("optim.lr", "-.inf"), ("optim.lr", ".nan"),
+                                        ("method.weight", ".inf"), ("method.tau", ".nan"),
+                                        ("optim.lr_decay_factor", ".nan"), ("method.momentum", ".nan")])
+def test_non_finite_numbers_are_refused_everywhere(tmp_path, capsys, tiny_tree, key, value):
+    text = yaml.safe_dump(tiny_tree)
+    err = _train(tmp_path, text, capsys, f"{key}={value}")
+    assert f"{key}: got " in err and "allowed: a finite number" in err
+    section, name = key.split(".")
+    tiny_tree[section][name] = float(value.replace(".", "", 1))
+    err = _train(tmp_path, yaml.safe_dump(tiny_tree), capsys)  # in the file too
+    assert f"{key}: got " in err and "allowed: a finite number" in err
+
+
+def test_huge_integer_for_a_float_is_refused(tiny_tree, tmp_path):
+    tiny_tree["optim"]["lr"] = 10**400
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_tree))
+    with pytest.raises(ConfigError, match="optim.lr: got 1000.*; allowed: a finite number"):
+        load_config(path)
+
+
+def test_thread_count_is_capped(tmp_path, capsys, tiny_tree):
+    err = _train(tmp_path, yaml.safe_dump(tiny_tree), capsys, "train.num_threads=100000")
+    assert f"train.num_threads: got 100000; allowed: null or an integer in [1, {MAX_THREADS}]" in err
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump(tiny_tree))
+    assert load_config(path, [f"train.num_threads={MAX_THREADS}"]).train.num_threads == MAX_THREADS
+
+
+def test_an_alias_inside_a_set_value_is_refused(tmp_path, capsys, tiny_tree):
+    err = _train(tmp_path, yaml.safe_dump(tiny_tree), capsys, "model.hidden=[&w 8, *w]")
+    assert "model.hidden: line 1: YAML alias *w refused" in err
+
+
+# --------------------------------------------------------------------------- harness.sweep
+
+
+def _sweep(tmp_path, capsys, text: str | bytes, *sets: str) -> str:
+    from harness.sweep.__main__ import main
+
+    (tmp_path / "pyproject.toml").touch()
+    path = tmp_path / "s.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    results = tmp_path / "results"
+    args = [str(path), "--results", str(results)]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"{path}: "), err
+    assert not results.exists()
+    return err
+
+
+def test_sweep_refuses_a_second_grid(tmp_path, capsys, tiny_tree):
+    text = yaml.safe_dump({"name": "s", "base": tiny_tree}) + "grid:\n  seed: [0, 1]\ngrid:\n  method.tau: [0.1]\n"
+    assert "duplicate key 'grid'" in _sweep(tmp_path, capsys, text)
+
+
+def test_sweep_refuses_an_alias_bomb_and_binary(tmp_path, capsys):
+    assert "YAML alias" in _sweep(tmp_path, capsys, "name: s\n" + laughs())
+    assert "not a UTF-8 text file" in _sweep(tmp_path, capsys, b"\x89PNG\r\n\x1a\n\x00\x00\xff")
+
+
+def test_sweep_refuses_an_empty_base_config(tmp_path, capsys):
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    text = yaml.safe_dump({"name": "s", "base_config": "empty.yaml", "grid": {"seed": [0]}})
+    assert "base_config: empty.yaml: the config file is empty" in _sweep(tmp_path, capsys, text)
+
+
+def test_names_and_partitions_with_a_final_newline_are_refused(tmp_path, capsys, tiny_tree):
+    doc = {"name": "abc\n", "base": tiny_tree, "grid": {"seed": [0]}}
+    assert "name: got 'abc\\n'; allowed" in _sweep(tmp_path, capsys, yaml.safe_dump(doc))
+    doc = {"name": "abc", "base": tiny_tree, "grid": {"seed": [0]}, "slurm": {"partition": "debug\n"}}
+    assert "slurm.partition: got 'debug\\n'; allowed" in _sweep(tmp_path, capsys, yaml.safe_dump(doc))
+    doc = {"name": "abc", "base": tiny_tree, "grid": {"seed": [0]}}
+    err = _sweep(tmp_path, capsys, yaml.safe_dump(doc), 'slurm.partition="gpu\\n"')
+    assert "slurm.partition: got 'gpu\\n'; allowed" in err
+    err = _sweep(tmp_path, capsys, yaml.safe_dump(doc), 'slurm.extra.account="lab\\n"')
+    assert "slurm.extra.account: got 'lab\\n'; allowed" in err
+
+
+def test_yaml_is_parsed_in_one_place():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    users = [str(p.relative_to(root)) for d in ("harness", "methods") for p in (root / d).rglob("*.py")
+             if "yaml.safe_load(" in p.read_text() or "yaml.load(" in p.read_text()]
+    assert users == ["harness/yaml_io.py"]
