@@ -100,6 +100,11 @@ class Regularizer(nn.Module, metaclass=ABCMeta):
     def after_step(self, z: torch.Tensor, x: torch.Tensor, step: int) -> None:
         """Called after each optimiser step of the autoencoder (``step`` counts from 0)."""
 
+    def run_warnings(self) -> list[str]:
+        """One-line warnings about the run so far (e.g. a solver that did not converge);
+        the trainer records them in status.json and runs.csv. Default: none."""
+        return []
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
         """Optimisers the regularizer owns (their state is checkpointed)."""
         return []

@@ -9,6 +9,18 @@ as in their reference code (``gan_penalty`` of github.com/tolstikhin/wae):
 * encoder term, ``loss(z, x)``: the non-saturating form of the reference code
   (``loss_Qz_trick``), −mean log σ(D(z)), i.e. the encoder tries to make D label z as prior.
 
+``pz_trick`` (off by default; the reference code's ``gan_p_trick`` option, which it uses
+for CelebA): the optimal discriminator of the Jensen-Shannon game is
+D*(z) = log p_z(z) − log q_z(z), and p_z is known in closed form, so the logit becomes
+
+    D(z) = MLP(z) + log p_z(z),   log p_z(z) = −‖z‖²/2 − (d/2)·log 2π   for N(0, I_d),
+
+and the network only has to learn −log q_z (Mescheder et al.'s "Adversarial Variational
+Bayes" uses the same idea). Both the encoder term and L_D see the shifted logit. The
+reference code subtracts ½·log 2π instead of (d/2)·log 2π; a constant in the logit is
+absorbed by the last layer's bias. Only the Gaussian prior has a non-constant log density
+(the uniform sphere's is constant), so the option requires ``model.prior: gaussian``.
+
 The discriminator is not part of the autoencoder: ``loss`` evaluates D with detached
 parameters, so the autoencoder's backward pass leaves D's gradients untouched, and D is
 stepped only in ``after_step`` (one step per autoencoder step, on fresh prior samples
@@ -39,6 +51,7 @@ class WAEGANConfig:
     hidden: list[int] = field(default_factory=lambda: [512, 512, 512, 512])
     lr: float = 5e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    pz_trick: bool = False  # add log p_z(z) to the discriminator's logit (the WAE code's gan_p_trick)
 
     def check(self, p: str) -> None:
         ok = all(w >= 1 for w in self.hidden)
@@ -74,18 +87,33 @@ class WAEGAN(Regularizer):
         self.discriminator = disc.to(ctx.device)
         self.optimizer = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=tuple(config.betas))
 
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        """Validated with the config, before any run starts."""
+        if cfg.method.params.pz_trick:
+            require(cfg.model.prior == "gaussian", "model.prior", cfg.model.prior,
+                    "gaussian with method.pz_trick (log p_z is constant on the sphere)")
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.optimizer]
+
+    def logits(self, z: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        """D(z): the MLP's output, plus log p_z(z) with ``pz_trick``."""
+        out = self.discriminator(z) if params is None else functional_call(self.discriminator, params, (z,))
+        if self.config.pz_trick:
+            d = z.shape[1]
+            log_pz = -0.5 * z.pow(2).sum(1, keepdim=True) - 0.5 * d * math.log(2 * math.pi)
+            out = out + log_pz
+        return out
 
     def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Non-saturating encoder term −mean log σ(D(z)); no gradient reaches D."""
         frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        logits = functional_call(self.discriminator, frozen, (z,))
-        return F.softplus(-logits).mean()
+        return F.softplus(-self.logits(z, frozen)).mean()
 
     def discriminator_loss(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """L_D = mean −log σ(D(y)) + mean −log σ(−D(z)): prior samples 1, latents 0."""
-        return F.softplus(-self.discriminator(y)).mean() + F.softplus(self.discriminator(z)).mean()
+        return F.softplus(-self.logits(y)).mean() + F.softplus(self.logits(z)).mean()
 
     def after_step(self, z: torch.Tensor, x: torch.Tensor, step: int) -> None:
         """One Adam step of D on n fresh prior samples against the detached latents."""

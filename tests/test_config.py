@@ -137,6 +137,8 @@ def test_cwae_needs_the_gaussian_prior_at_validation_time(tiny_tree):
     tiny_tree["method"] = {"name": "cwae"}
     with pytest.raises(ConfigError, match=r"^model.prior: got 'sphere'; allowed: gaussian \(cwae"):
         config_from_dict(tiny_tree)
-    tiny_tree["model"].update(prior="gaussian", latent_dim=1)
-    with pytest.raises(ConfigError, match=r"^model.latent_dim: got 1; allowed: an integer >= 2 for cwae"):
+    tiny_tree["model"].update(prior="gaussian", latent_dim=7)  # the asymptotic formula is far off below 8
+    with pytest.raises(ConfigError, match=r"^model.latent_dim: got 7; allowed: an integer >= 8 for cwae"):
         config_from_dict(tiny_tree)
+    tiny_tree["model"]["latent_dim"] = 8
+    config_from_dict(tiny_tree)

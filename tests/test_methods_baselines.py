@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import ot
@@ -23,7 +24,7 @@ from harness.priors import build_prior
 from methods import REGULARIZERS, RegularizerContext
 from methods.cwae import cw_normality
 from methods.mmd import mmd_unbiased
-from methods.sinkhorn import sinkhorn_cost
+from methods.sinkhorn import sinkhorn_cost, sinkhorn_plan
 from methods.swd import sliced_wasserstein2
 
 BASELINES = ["mmd", "swd", "sinkhorn", "wae_gan", "cwae"]
@@ -131,18 +132,63 @@ def test_sinkhorn_value_matches_pot_sinkhorn2(normalization):
     z, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
     m = ot.dist(z, y)
     m = {"none": m, "mean": m / m.mean(), "max": m / m.max()}[normalization]
-    ref = ot.sinkhorn2(_uniform(6), _uniform(6), m, 0.5, method="sinkhorn_log", numItermax=50)
-    assert float(sinkhorn_cost(z, y, 0.5, 50, normalization)) == pytest.approx(float(ref), rel=1e-10)
+    tol = 1e-8  # the L1 marginal error; POT is given tol / √n, its criterion is an L2 norm
+    ref = ot.sinkhorn2(_uniform(6), _uniform(6), m, 0.5, method="sinkhorn_log", numItermax=50,
+                       stopThr=tol / math.sqrt(6))
+    value = sinkhorn_cost(z, y, 0.5, 50, normalization, tolerance=tol)
+    assert float(value) == pytest.approx(float(ref), rel=1e-10)
 
 
 def test_sinkhorn_gradient_is_pot_envelope_gradient():
     g = torch.Generator().manual_seed(6)
     z0, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
     z = z0.clone().requires_grad_(True)
-    sinkhorn_cost(z, y, 1.0, 5000).backward()
+    sinkhorn_cost(z, y, 1.0, 5000, tolerance=1e-12).backward()
     z_ref = z0.clone().requires_grad_(True)
     ot.solve_sample(z_ref, y, reg=1.0, max_iter=5000, grad="envelope").value.backward()
     assert torch.allclose(z.grad, z_ref.grad, rtol=1e-6, atol=1e-9)
+
+
+def _sphere_batch(n=100, dim=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.nn.functional.normalize(torch.randn(n, dim, generator=g) + 0.5, dim=1)
+    y = torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=1)
+    return z, y
+
+
+@pytest.mark.parametrize("tolerance", [1e-2, 1e-4, 1e-6])
+def test_sinkhorn_iterates_until_the_marginal_error_meets_the_tolerance(tolerance):
+    z, y = _sphere_batch()
+    cost = ot.dist(z, y).double()
+    plan, err = sinkhorn_plan(cost, 0.05, 100_000, tolerance)
+    rows, cols = plan.sum(1) - 1 / 100, plan.sum(0) - 1 / 100
+    assert err == pytest.approx(float(rows.abs().sum() + cols.abs().sum()), rel=1e-9)
+    assert err <= tolerance
+    assert err > tolerance / 1000  # it stopped near the tolerance, not at machine precision
+
+
+def test_sinkhorn_that_does_not_converge_says_so():
+    """ε = 0.02 on the sphere needs ~1,700 iterations: at a cap of 100 the marginals are
+    off by 6·10⁻⁴ of the mass; the regularizer warns once, logs it and reports it."""
+    ctx = make_ctx("sphere", dim=128)
+    reg = make_reg("sinkhorn", ctx, epsilon=0.02, iterations=100)
+    z, _ = _sphere_batch(seed=1)  # not the seed of the regularizer's prior samples
+    with pytest.warns(RuntimeWarning, match=r"sinkhorn: marginal error .* > tolerance 0.0001 after 100 iterations"):
+        reg.loss(z, z)
+    assert reg.logs["marginal_err"] > 1e-4 and reg.logs["unconverged_steps"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per run, not every step
+        reg.loss(z, z)
+    assert reg.logs["unconverged_steps"] == 2
+    (line,) = reg.run_warnings()
+    assert line.startswith("sinkhorn did not converge in 2 steps")
+    assert "unconverged_steps" in reg.state_dict()  # checkpointed: a resumed run keeps counting
+
+    converged = make_reg("sinkhorn", make_ctx("sphere", dim=128), epsilon=0.02, iterations=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        converged.loss(z, z)
+    assert converged.logs["marginal_err"] <= 1e-4 and converged.run_warnings() == []
 
 
 def test_sinkhorn_does_not_keep_a_graph_through_iterations():
@@ -183,9 +229,9 @@ def _cw2_paper(x: np.ndarray, phi) -> float:
 
 @pytest.mark.parametrize("log_distance", [True, False])
 def test_cwae_matches_paper_formula(log_distance):
-    ctx = make_ctx("gaussian", dim=6)
+    ctx = make_ctx("gaussian", dim=8)
     reg = make_reg("cwae", ctx, log_distance=log_distance)
-    x = torch.randn(9, 6, generator=torch.Generator().manual_seed(10), dtype=torch.float64) * 1.3
+    x = torch.randn(9, 8, generator=torch.Generator().manual_seed(10), dtype=torch.float64) * 1.3
     cw = 2 * math.sqrt(math.pi) * _cw2_paper(x.numpy(), _phi_asymptotic)
     expected = math.log(cw) if log_distance else cw
     assert float(reg.loss(x, x)) == pytest.approx(expected, rel=1e-10)
@@ -223,9 +269,42 @@ def test_cwae_rejects_sphere_prior_and_tiny_latents():
     with pytest.raises(ConfigError) as err:
         make_reg("cwae", make_ctx("sphere", dim=4))
     assert err.value.key == "model.prior"
-    with pytest.raises(ConfigError) as err:
-        make_reg("cwae", make_ctx("gaussian", dim=1))
-    assert err.value.key == "model.latent_dim"
+    for dim in (1, 2, 7):
+        with pytest.raises(ConfigError) as err:
+            make_reg("cwae", make_ctx("gaussian", dim=dim))
+        assert err.value.key == "model.latent_dim"
+    make_reg("cwae", make_ctx("gaussian", dim=8))
+
+
+def _cw2_matrix(x: np.ndarray, phi) -> float:
+    """:func:`_cw2_paper` vectorised (same formula), for larger n."""
+    n, dim = x.shape
+    gamma = (4 / (3 * n)) ** 0.4
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    single = phi((x**2).sum(1) / (2 + 4 * gamma), dim).sum()
+    return (phi(d2 / (4 * gamma), dim).sum() / math.sqrt(gamma) + n**2 / math.sqrt(1 + gamma)
+            - 2 * n / math.sqrt(gamma + 0.5) * single) / (2 * n**2 * math.sqrt(math.pi))
+
+
+def test_cwae_docstring_error_figures():
+    """The accuracy table of methods/cwae.py: asymptotic / exact d²_cw, n = 64, 20 draws
+    (seeded by D), and the worst relative error of φ_D itself."""
+    table = {  # D: (X ~ N(0, I), X ~ N(0, I/4), X ~ N(1, I)), as printed in the docstring
+        2: (13.1, 0.73, 1.53), 4: (4.4, 0.88, 1.17), 8: (2.6, 0.95, 1.08),
+        20: (1.60, 0.98, 1.03), 64: (1.19, 0.995, 1.009), 128: (1.09, 0.998, 1.005),
+    }
+    for dim, expected in table.items():
+        rng = np.random.default_rng(dim)
+        ratios = np.zeros(3)
+        for _ in range(20):
+            base = rng.standard_normal((64, dim))
+            for i, x in enumerate((base, 0.5 * base, base + 1)):
+                ratios[i] += _cw2_matrix(x, _phi_asymptotic) / _cw2_matrix(x, _phi_exact) / 20
+        assert ratios == pytest.approx(expected, rel=0.01, abs=0.005), dim
+    s = np.linspace(0, 200, 20001)
+    for dim, worst in {2: 0.31, 8: 0.030, 20: 0.010, 64: 0.0030}.items():
+        err = np.abs(_phi_asymptotic(s, dim) / _phi_exact(s, dim) - 1).max()
+        assert err == pytest.approx(worst, rel=0.05), dim
 
 
 # ---------------------------------------------------------------------------- WAE-GAN
@@ -280,6 +359,34 @@ def test_wae_gan_checkpoint_round_trip():
     assert all(torch.equal(a[k]["exp_avg_sq"], b[k]["exp_avg_sq"]) for k in a)
 
 
+def test_wae_gan_pz_trick_adds_the_prior_log_density_to_the_logit():
+    """``pz_trick``: D(z) = MLP(z) + log N(z; 0, I), in the encoder term and in L_D."""
+    plain = make_reg("wae_gan", make_ctx("gaussian", dim=3, seed=4), hidden=[8])
+    trick = make_reg("wae_gan", make_ctx("gaussian", dim=3, seed=4), hidden=[8], pz_trick=True)
+    for p, q in zip(plain.discriminator.parameters(), trick.discriminator.parameters(), strict=True):
+        assert torch.equal(p, q)  # same seed, same initial MLP
+    z = _separable(plain.ctx)
+    y = torch.randn(32, 3, generator=torch.Generator().manual_seed(3))
+    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1, keepdim=True)
+    assert torch.allclose(trick.logits(z), plain.logits(z) + log_pz, atol=1e-5)
+    expected = torch.nn.functional.softplus(-(plain.logits(z) + log_pz)).mean()
+    assert float(trick.loss(z, z)) == pytest.approx(float(expected), rel=1e-6)
+    log_py = torch.distributions.Normal(0.0, 1.0).log_prob(y).sum(1, keepdim=True)
+    d_loss = (torch.nn.functional.softplus(-(plain.logits(y) + log_py)).mean()
+              + torch.nn.functional.softplus(plain.logits(z) + log_pz).mean())
+    assert float(trick.discriminator_loss(z, y)) == pytest.approx(float(d_loss), rel=1e-6)
+    # latents far in the prior's tail are recognised as "not prior" before any training
+    assert float(trick.loss(z, z)) > float(plain.loss(z, z)) + 1.0
+
+
+def test_wae_gan_pz_trick_needs_the_gaussian_prior(tiny_tree):
+    tiny_tree["method"] = {"name": "wae_gan", "pz_trick": True}
+    with pytest.raises(ConfigError, match=r"^model.prior: got 'sphere'; allowed: gaussian with method.pz_trick"):
+        config_from_dict(tiny_tree)
+    tiny_tree["model"]["prior"] = "gaussian"
+    assert config_from_dict(tiny_tree).method.params.pz_trick is True
+
+
 # ---------------------------------------------------------------------------- common
 
 
@@ -295,7 +402,7 @@ SMALL = {"wae_gan": {"hidden": [8]}}
 
 @pytest.mark.parametrize("name,prior", list(_cases()))
 def test_loss_is_scalar_with_gradients_to_encoder(name, prior):
-    ctx = make_ctx(prior, dim=3)
+    ctx = make_ctx(prior, dim=8 if name == "cwae" else 3)  # cwae needs D >= 8
     reg = make_reg(name, ctx, **SMALL.get(name, {}))
     z, x = latents(ctx)
     z.retain_grad()
@@ -308,10 +415,12 @@ def test_loss_is_scalar_with_gradients_to_encoder(name, prior):
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_same_seed_same_value_other_seed_other_value(name):
+    dim = 8 if name == "cwae" else 3  # cwae needs D >= 8
+
     def value(seed):
-        ctx = make_ctx("gaussian", dim=3, seed=seed)
+        ctx = make_ctx("gaussian", dim=dim, seed=seed)
         reg = make_reg(name, ctx, **SMALL.get(name, {}))
-        z, x = latents(make_ctx("gaussian", dim=3, seed=0))  # same latents for every seed
+        z, x = latents(make_ctx("gaussian", dim=dim, seed=0))  # same latents for every seed
         return float(reg.loss(z.detach(), x))
 
     assert value(0) == value(0)
