@@ -11,7 +11,7 @@ slurm-status:
 	scripts/slurm_cluster.sh status
 
 # Everyday targets.
-.PHONY: install test test-slurm test-all bench figures quickstart
+.PHONY: install test test-slurm test-all bench figures quickstart reproduce
 
 install:
 	pip install -c constraints.txt -e ".[dev]"
@@ -34,3 +34,8 @@ quickstart:
 
 figures:
 	python -m harness.figures
+
+# Every CPU-scale study of the paper (sweeps/<study>.yaml, 3 seeds, about 30-40 minutes on
+# 2 cores), then the figures and REPRODUCTION.md. Resumes: a second run trains nothing.
+reproduce:
+	python -m harness.reproduce --workers 2

@@ -23,7 +23,7 @@ import pytest
 from harness.collect import write_collection
 from harness.figures import plots, tables
 from harness.figures.__main__ import main
-from harness.figures.base import PAPER_SCALE, ItemData, derive_scale, extra_keys
+from harness.figures.base import CPU_SCALE, PAPER_SCALE, ItemData, derive_scale, extra_keys
 from harness.figures.registry import ITEMS
 from harness.figures.render import ERROR, MISSING, PARTIAL, RENDERED, render_item
 from harness.figures.results import load_sweep_results
@@ -52,18 +52,26 @@ BASE = {
 # sweep name -> the grid it varies (seed always last), as the registry's items need
 GRIDS = {
     "synthetic_latent": {"method.name": ["moca", "mmd", "swd", "sinkhorn"], "seed": [0, 1]},
-    "mnist_convergence": {"method.name": ["moca", "mmd"], "method.weight": [10.0, 100.0], "seed": [0, 1]},
-    "cifar10_convergence": {"method.name": ["moca", "mmd"], "method.weight": [10.0, 100.0], "seed": [0, 1]},
-    "cifar10_singular_values": {"method.weight": [10.0, 1000.0], "seed": [0, 1]},
-    "cifar10_latent_dim_lambda": {"model.latent_dim": [16, 32], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
+    "convergence": {"method.name": ["moca", "mmd"], "method.weight": [10.0, 100.0], "seed": [0, 1]},
+    "convergence_matched": {"method.name": ["mmd"], "method.weight": [400.0, 4000.0], "seed": [0, 1]},
+    "paper_convergence": {"method.name": ["moca", "mmd"], "method.weight": [10.0, 100.0], "seed": [0, 1]},
+    "lambda": {"method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
+    "paper_lambda": {"method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
+    "latent_dim": {"model.latent_dim": [4, 16], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
+    "paper_latent_dim": {"model.latent_dim": [16, 32], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
     "mnist_tsne": {"method.name": ["moca", "mmd"], "seed": [0, 1]},
-    "cifar10_recon_lambda": {"method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
-    "celebahq_input_size": {"data.image_size": [32, 64], "method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
-    "cifar10_tau_lambda": {"method.tau": [0.05, 0.5], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
-    "celeba_fid": {"method.name": ["moca", "mmd"], "model.arch": ["a1", "a2"], "seed": [0, 1]},
-    "cifar10_fid": {"method.name": ["moca", "mmd"], "model.arch": ["a1", "a2"], "seed": [0, 1]},
-    "celeba_momentum": {"method.momentum": [0.99, 0.999], "seed": [0, 1]},
-    "celeba_queue": {"method.queue_size": [5000, 10000], "seed": [0, 1]},
+    "paper_mnist_tsne": {"method.name": ["moca", "mmd"], "seed": [0, 1]},
+    "input_size": {"data.image_size": [8, 14], "method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
+    "paper_input_size": {"data.image_size": [32, 64], "method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
+    "temperature": {"method.tau": [0.1, 1.0], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
+    "paper_temperature": {"method.tau": [0.05, 0.5], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
+    "methods": {"method.name": ["moca", "mmd"], "seed": [0, 1]},
+    "paper_methods": {"method.name": ["moca", "mmd"], "model.arch": ["a1", "a2"], "seed": [0, 1]},
+    "paper_methods_cifar10": {"method.name": ["moca", "mmd"], "model.arch": ["a1", "a2"], "seed": [0, 1]},
+    "momentum": {"method.momentum": [0.9, 0.99], "seed": [0, 1]},
+    "paper_momentum": {"method.momentum": [0.99, 0.999], "seed": [0, 1]},
+    "queue": {"method.queue_size": [100, 600], "seed": [0, 1]},
+    "paper_queue": {"method.queue_size": [5000, 10000], "seed": [0, 1]},
 }
 EPOCHS = [0, 1, 2]
 
@@ -158,14 +166,18 @@ def test_registry_covers_exactly_the_paper_items_and_the_benchmark():
         assert item.sweeps and callable(item.draw) and item.paper_setting
         for ref in item.sweeps:
             assert ref.command == f"python -m harness.sweep {ref.file}"
-            assert ref.path is not None or ref.file == f"sweeps/{ref.name}.yaml"
-    # every sweep file that exists is named after its results folder
+            # a CPU-scale study sweeps/<name>.yaml, or a paper-scale sweeps/paper/<study>.yaml named paper_<study>
+            assert ref.file == (f"sweeps/paper/{ref.name.removeprefix('paper_')}.yaml" if ref.intended == PAPER_SCALE
+                                and ref.name.startswith("paper_") else f"sweeps/{ref.name}.yaml")
+        # every item has a CPU-scale study (REPRODUCTION.md)
+        assert any(ref.intended == CPU_SCALE for ref in item.sweeps) or item.id == "fig2_left"
+    # every sweep file exists and is named after its results folder
+    import yaml
+
     for ref in {r for item in ITEMS.values() for r in item.sweeps}:
         path = ROOT / ref.file
-        if path.is_file():
-            import yaml
-
-            assert yaml.safe_load(path.read_text())["name"] == ref.name
+        assert path.is_file(), ref.file
+        assert yaml.safe_load(path.read_text())["name"] == ref.name
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -216,11 +228,11 @@ def test_fig2_left_draws_the_mean_over_seeds(results):
 
 
 def test_fig3_draws_the_final_epoch_spectrum(results):
-    fabricate(results, "cifar10_singular_values")
-    s = load_sweep_results(results, "cifar10_singular_values")
+    fabricate(results, "paper_lambda")
+    s = load_sweep_results(results, "paper_lambda")
     ax = plots.fig3(ItemData(ITEMS["fig3"], [s], {s.name: "CPU-scale"})).figure.axes[0]
     data_lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 4]
-    assert len(data_lines) == 2  # one per λ; the final line of each run's file, not epoch 0
+    assert len(data_lines) == 3  # one per λ; the final line of each run's file, not epoch 0
     for line in data_lines:
         np.testing.assert_allclose(line.get_ydata(), [(4 + math.sqrt(20)) / 2, (3 + math.sqrt(5)) / 2, 2.0, 1.0])
     iso = [ln for ln in ax.get_lines() if ln.get_label() == "isotropic: √(N/d)"]
@@ -229,9 +241,9 @@ def test_fig3_draws_the_final_epoch_spectrum(results):
 
 
 def test_tables_compute_mean_sd_and_keep_paper_numbers_in_their_column(results):
-    fabricate(results, "celeba_momentum")
+    fabricate(results, "paper_momentum")
     out = render_item(ITEMS["table3"], results)
-    assert out.state == RENDERED
+    assert out.state == PARTIAL and [r.name for r in out.missing] == ["momentum"]  # only the paper scale here
     data = pd.read_csv(results / "tables" / "table3.csv")
     ours = data[data["runs"] > 0].set_index("method.momentum")
     for point, m in enumerate([0.99, 0.999]):  # hand computation: fid_of(point, seed), seeds 0, 1
@@ -250,7 +262,8 @@ def test_tables_compute_mean_sd_and_keep_paper_numbers_in_their_column(results):
                                            ("table3", list(tables.PAPER_TABLE3.values())),
                                            ("table5", list(tables.PAPER_TABLE5.values()))])
 def test_paper_numbers_appear_only_in_the_paper_column(results, item_id, paper):
-    fabricate(results, ITEMS[item_id].sweeps[0].name)
+    for i, ref in enumerate(ITEMS[item_id].sweeps):  # the CPU-scale study and the paper-scale sweep
+        fabricate(results, ref.name, start=1000 * i)
     assert render_item(ITEMS[item_id], results).state == RENDERED
     data = pd.read_csv(results / "tables" / f"{item_id}.csv")
     assert set(data[tables.PAPER_COLUMN].dropna()) == set(paper)
@@ -262,12 +275,12 @@ def test_paper_numbers_appear_only_in_the_paper_column(results, item_id, paper):
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:] if line.startswith("| ")]
     paper_col = rows[0].index("paper")
     texts = {f"{v:g}" for v in paper}
-    assert {row[paper_col] for row in rows[1:]} == texts
+    assert {row[paper_col] for row in rows[1:]} - {""} == texts  # blank: the CPU-scale twin's rows
     assert not any(cell in texts for row in rows[1:] for j, cell in enumerate(row) if j != paper_col)
 
 
 def test_method_table_labels_rows_like_the_paper(results):
-    fabricate(results, "cifar10_fid")
+    fabricate(results, "paper_methods_cifar10")
     render_item(ITEMS["table2"], results)
     data = pd.read_csv(results / "tables" / "table2.csv")
     # grid order: (moca, a1) = point 0, (moca, a2) = 1, (mmd, a1) = 2, (mmd, a2) = 3
@@ -285,13 +298,13 @@ def test_missing_items_are_listed_with_their_commands(results, capsys):
     for item in ITEMS.values():
         assert f"{item.id:<11} {MISSING}" in out
         for ref in item.sweeps:
-            assert ref.command in out
+            assert f"python -m harness.sweep {ref.file}" in out
     assert not (results / "figures").exists() and not (results / "tables").exists()
 
 
 def test_partial_and_corrupt_runs_are_reported_not_drawn(results, capsys):
-    ids = fabricate(results, "celeba_queue", states={1: "running", 2: "pending", 3: "failed"})
-    (results / "celeba_queue" / ids[3] / "status.json").write_text('{"state": "fa')  # truncated
+    ids = fabricate(results, "paper_queue", states={1: "running", 2: "pending", 3: "failed"})
+    (results / "paper_queue" / ids[3] / "status.json").write_text('{"state": "fa')  # truncated
     out = render_item(ITEMS["table5"], results)
     assert out.state == PARTIAL
     notes = " ".join(out.notes)
@@ -302,20 +315,20 @@ def test_partial_and_corrupt_runs_are_reported_not_drawn(results, capsys):
 
 
 def test_sweep_without_done_runs_is_missing_with_its_states(results):
-    fabricate(results, "celeba_queue", states={0: "running", 1: "pending", 2: "failed", 3: "diverged"})
+    fabricate(results, "paper_queue", states={0: "running", 1: "pending", 2: "failed", 3: "diverged"})
     out = render_item(ITEMS["table5"], results)
-    assert out.state == MISSING and "0 of 4 runs done" in out.notes[0]
+    assert out.state == MISSING and any("0 of 4 runs done" in n for n in out.notes)
     assert not (results / "tables").exists()
 
 
 def test_unreadable_sweep_folder_and_unlogged_metric_are_errors(results, capsys):
-    (results / "celeba_fid").mkdir(parents=True)
-    (results / "celeba_fid" / "sweep.json").write_text("{not json")
+    (results / "paper_methods").mkdir(parents=True)
+    (results / "paper_methods" / "sweep.json").write_text("{not json")
     out = render_item(ITEMS["table1"], results)
-    assert out.state == ERROR and "celeba_fid" in out.notes[0]
+    assert out.state == ERROR and "paper_methods" in out.notes[0]
 
-    fabricate(results, "mnist_convergence")
-    drop_metric(results / "mnist_convergence", "image_swd")
+    fabricate(results, "convergence")
+    drop_metric(results / "convergence", "image_swd")
     out = render_item(ITEMS["fig2_right"], results)
     assert out.state == ERROR and "no values for image_swd" in out.notes[0]
 
@@ -348,9 +361,9 @@ def test_committed_csvs_and_the_sweep_file_suffice(results):
     """A clone has runs.csv / curves.csv but no run folders: configs come from the sweep file."""
     from harness.sweep.spec import load_sweep
 
-    sweep_file = ROOT / "sweeps" / "mnist_convergence.yaml"
+    sweep_file = ROOT / "sweeps" / "convergence.yaml"
     sweep = load_sweep(sweep_file)
-    folder = results / "mnist_convergence"
+    folder = results / "convergence"
     folder.mkdir(parents=True)
     for n, run in enumerate(sweep.runs):  # TEST DATA with the real runs' ids and configs
         (folder / run.id).mkdir()
@@ -366,15 +379,15 @@ def test_committed_csvs_and_the_sweep_file_suffice(results):
         for f in (folder / run.id).iterdir():
             f.unlink()
         (folder / run.id).rmdir()
-    s = load_sweep_results(results, "mnist_convergence")
+    s = load_sweep_results(results, "convergence")
     assert s.source == "runs.csv" and len(s.done_runs) == len(sweep.runs) and not s.problems
     assert set(s.done_runs["model.arch"]) == {"small_conv"} and set(s.done_curves["eval.swd.mode"]) == {"swd_pytorch"}
     out = render_item(ITEMS["fig2_right"], results)
-    assert out.state == PARTIAL  # the paper-scale sweep cifar10_convergence is not there
+    assert out.state == PARTIAL  # the paper-scale sweep paper_convergence is not there
     caption = (results / "figures" / "fig2_right.caption.md").read_text()
     assert "read from runs.csv" in caption and "model.arch = small_conv (paper: a2)" in caption
     assert "eval.swd.mode = swd_pytorch; eval.swd.num_images = 500" in caption
-    assert "python -m harness.sweep sweeps/cifar10_convergence.yaml" in caption
+    assert "python -m harness.sweep sweeps/paper/convergence.yaml" in caption
 
 
 def test_extra_varied_keys_label_curves_instead_of_being_averaged():
@@ -396,22 +409,22 @@ def test_a_crashing_item_is_reported_and_the_others_still_render(results, capsys
     def broken(data):
         raise RuntimeError("boom")
 
-    fabricate(results, "celeba_queue")
-    fabricate(results, "celeba_momentum")
+    fabricate(results, "paper_queue")
+    fabricate(results, "paper_momentum")
     monkeypatch.setitem(ITEMS, "table5", dataclasses.replace(ITEMS["table5"], draw=broken))
     assert main(["--results", str(results), "--only", "table5", "table3"]) == 1
     out = capsys.readouterr()
     assert f"table5      {ERROR}" in out.out and "crashed: RuntimeError: boom" in out.out and "Traceback" in out.out
-    assert f"table3      {RENDERED}" in out.out and (results / "tables" / "table3.csv").is_file()
+    assert f"table3      {PARTIAL}" in out.out and (results / "tables" / "table3.csv").is_file()
     assert not (results / "tables" / "table5.csv").exists()
 
 
 def test_a_sweep_without_the_metric_is_left_out_of_a_multi_sweep_figure(results):
-    fabricate(results, "mnist_convergence")
-    fabricate(results, "cifar10_convergence", start=1000)
-    drop_metric(results / "cifar10_convergence", "image_swd")
+    fabricate(results, "convergence")
+    fabricate(results, "paper_convergence", start=1000)
+    drop_metric(results / "paper_convergence", "image_swd")
     out = render_item(ITEMS["fig2_right"], results)
     assert out.state == PARTIAL
-    assert any("cifar10_convergence: no values for image_swd" in n and "left out" in n for n in out.notes)
+    assert any("paper_convergence: no values for image_swd" in n and "left out" in n for n in out.notes)
     caption = (results / "figures" / "fig2_right.caption.md").read_text()
-    assert "cifar10_convergence: no values for image_swd" in caption
+    assert "paper_convergence: no values for image_swd" in caption

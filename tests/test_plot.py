@@ -20,9 +20,9 @@ T_1 = 12.706204736174704  # t_{0.975, 1}: two seeds per point
 
 @pytest.fixture
 def sweep(tmp_path):
-    """cifar10_tau_lambda: τ ∈ {0.05, 0.5} × λ ∈ {100, 1000} × seed ∈ {0, 1}; points 0..3 in that order."""
-    fabricate(tmp_path, "cifar10_tau_lambda")
-    return tmp_path / "cifar10_tau_lambda"
+    """paper_temperature: τ ∈ {0.05, 0.5} × λ ∈ {100, 1000} × seed ∈ {0, 1}; points 0..3 in that order."""
+    fabricate(tmp_path, "paper_temperature")
+    return tmp_path / "paper_temperature"
 
 
 def _item_data(folder):

@@ -1,8 +1,9 @@
 """The types of the figure registry: items, the sweeps that feed them, the paper's setting.
 
 An :class:`Item` is one figure or table of the paper (ids as in docs/figures.md). It names
-the sweeps that produce its data (:class:`SweepRef`, file ``sweeps/<name>.yaml``, results
-in ``results/<name>/``), the function that draws it, and the paper's setting for it
+the sweeps that produce its data (:class:`SweepRef`: CPU-scale study ``sweeps/<name>.yaml``
+or paper-scale ``sweeps/paper/<study>.yaml`` named ``paper_<study>``; results in
+``results/<name>/``), the function that draws it, and the paper's setting for it
 (:class:`Setting`, from docs/paper.md "Experiments" and appendix A-D of the
 paper). The scale of a rendered item is *derived* from its runs' configs: "paper-scale" when
 every run matches the paper's setting, else "CPU-scale" with the deviations listed, so a
@@ -28,7 +29,9 @@ SWEEPS_DIR = "sweeps"
 
 @dataclass(frozen=True)
 class SweepRef:
-    """A sweep feeding an item: ``sweeps/<name>.yaml`` writes ``results/<name>/``."""
+    """A sweep feeding an item: sweep ``name`` writes ``results/<name>/``. Its file is
+    ``sweeps/<name>.yaml`` (CPU-scale studies) or ``path`` (the paper-scale sweeps live in
+    ``sweeps/paper/<study>.yaml`` and are named ``paper_<study>``)."""
 
     name: str
     intended: str  # the scale the sweep file is written for (PAPER_SCALE or CPU_SCALE)

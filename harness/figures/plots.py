@@ -195,8 +195,11 @@ def fig7(d: ItemData) -> FigureOut:
                 notes.append(f"{s.folder}: no readable {TSNE_FILE} (columns {', '.join(TSNE_COLUMNS)}) in the run "
                              f"folders of {label}; left out")
                 continue
-            seed = part.set_index("id").loc[found[0]].get("seed", "?")
-            panels.append((s, f"{label}, seed={value_text(seed)}", found[1]))
+            row = part.set_index("id").loc[found[0]]
+            seed = row.get("seed", "?")
+            knn = row.get("knn_acc")  # the class structure as a number (evaluator `knn`), when logged
+            knn_text = f", kNN acc {knn:.3f}" if isinstance(knn, float) and math.isfinite(knn) else ""
+            panels.append((s, f"{label}, seed={value_text(seed)}{knn_text}", found[1]))
     if not panels:
         raise_data_error("; ".join(notes))
     fig, axes = _new(len(panels), width=5.0, height=4.6)

@@ -6,8 +6,10 @@ item to be called paper-scale). Figures 5, 6 and 11-19 (samples, reconstructions
 interpolations) are image grids that the ``artifacts`` evaluator writes into run folders;
 they are not plots of metrics and have no entry here.
 
-A sweep named here is ``sweeps/<name>.yaml`` and writes ``results/<name>/``; a sweep file
-that does not exist yet is reported as such by ``python -m harness.figures``.
+Each item is fed by its CPU-scale study (``sweeps/<study>.yaml``, MNIST and a small convnet,
+minutes on 2 cores; REPRODUCTION.md) and by the paper-scale sweep (``sweeps/paper/<study>.yaml``,
+named ``paper_<study>``, GPUs); a sweep writes ``results/<name>/``, and every scale that has
+results is drawn, labelled with its scale.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
         "fig2_right", "figure", "Fig. 2 (right): image-space SWD per epoch",
         "Laplacian-pyramid SWD between test images and generated samples from epoch 0 on; MoCA vs WAE-MMD "
         "for several λ (section 4.1; paper: CIFAR-10, A2, every 5 epochs, swd-pytorch)",
-        (SweepRef("mnist_convergence", CPU_SCALE), SweepRef("cifar10_convergence", PAPER_SCALE)),
+        (SweepRef("convergence", CPU_SCALE), SweepRef("convergence_matched", CPU_SCALE), SweepRef("paper_convergence", PAPER_SCALE, "sweeps/paper/convergence.yaml")),
         spec_draw(FIG2_RIGHT),
         (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a2",)), Setting("model.latent_dim", (128,)),
          Setting("train.epochs", at_least=100), *FULL_DATA),
@@ -58,7 +60,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "fig3", "figure", "Fig. 3: singular values of the latents for several λ",
         "singular values of the latent matrix of 10,000 training images, MoCA with several λ (section 4.2)",
-        (SweepRef("cifar10_singular_values", PAPER_SCALE),),
+        (SweepRef("lambda", CPU_SCALE), SweepRef("paper_lambda", PAPER_SCALE, "sweeps/paper/lambda.yaml")),
         plots.fig3,
         (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a1", "a2")),
          Setting("eval.num_samples", at_least=10000), Setting("data.train_limit", (None,))),
@@ -68,7 +70,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
         "fig4", "figure", "Fig. 4: FID over latent dimension × λ",
         "FID over latent dimension × λ (λ from 100 to 144,000, log scale), each run trained until its "
         "reconstruction error reaches 50 (section 4.2)",
-        (SweepRef("cifar10_latent_dim_lambda", PAPER_SCALE),),
+        (SweepRef("latent_dim", CPU_SCALE), SweepRef("paper_latent_dim", PAPER_SCALE, "sweeps/paper/latent_dim.yaml")),
         spec_draw(FIG4),
         (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a1", "a2")), *FULL_DATA, *FID_10K),
         ("dataset assumed CIFAR-10 (the text ties the error of 50 to the fully trained error of 25)",
@@ -78,7 +80,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
         "fig7", "figure", "Fig. 7: t-SNE of MNIST test latents",
         "t-SNE of test-set latents, MoCA vs hyperspherical VAE (appendix B: MLP encoder 3 hidden layers, "
         "decoder 2, width 128, latent 6, Adam lr 1e-3, 25 epochs)",
-        (SweepRef("mnist_tsne", PAPER_SCALE),),
+        (SweepRef("mnist_tsne", CPU_SCALE), SweepRef("paper_mnist_tsne", PAPER_SCALE, "sweeps/paper/mnist_tsne.yaml")),
         plots.fig7,
         (Setting("data.name", ("mnist",)), Setting("model.arch", ("mlp",)), Setting("model.latent_dim", (6,)),
          Setting("model.hidden", ("[128, 128, 128]",)), Setting("model.decoder_hidden", ("[128, 128]",)),
@@ -88,7 +90,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "fig8", "figure", "Fig. 8: final reconstruction loss vs λ",
         "reconstruction loss at the end of training vs λ; larger λ helps (appendix D.1; CIFAR-10, A2)",
-        (SweepRef("cifar10_recon_lambda", PAPER_SCALE),),
+        (SweepRef("lambda", CPU_SCALE), SweepRef("paper_lambda", PAPER_SCALE, "sweeps/paper/lambda.yaml")),
         plots.fig8,
         (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a2",)), Setting("train.epochs", at_least=100),
          Setting("data.train_limit", (None,))),
@@ -97,7 +99,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
         "fig9", "figure", "Fig. 9: FID vs λ per input size",
         "FID over λ for CelebA-HQ downscaled to several sizes, one residual block removed per halving "
         "(appendix D.2; the full data behind Table 4)",
-        (SweepRef("celebahq_input_size", PAPER_SCALE),),
+        (SweepRef("input_size", CPU_SCALE), SweepRef("paper_input_size", PAPER_SCALE, "sweeps/paper/input_size.yaml")),
         plots.fig9,
         (Setting("data.name", ("celeba_hq",)), Setting("model.arch", ("resnet_hq",)),
          Setting("train.epochs", at_least=400), *FULL_DATA, *FID_10K),
@@ -105,7 +107,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "fig10", "figure", "Fig. 10: FID over temperature τ × λ",
         "FID over temperature τ × λ, 50 epochs (appendix D.4)",
-        (SweepRef("cifar10_tau_lambda", PAPER_SCALE),),
+        (SweepRef("temperature", CPU_SCALE), SweepRef("paper_temperature", PAPER_SCALE, "sweeps/paper/temperature.yaml")),
         spec_draw(FIG10),
         (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a1", "a2")), Setting("train.epochs", at_least=50),
          *FULL_DATA, *FID_10K),
@@ -114,7 +116,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "table1", "table", "Table 1: FID on CelebA",
         "FID on CelebA: WAE-MMD, WAE-GAN, Sinkhorn AE, SWAE, CWAE (cited from their papers), MoCA-A1, MoCA-A2",
-        (SweepRef("celeba_fid", PAPER_SCALE),),
+        (SweepRef("methods", CPU_SCALE), SweepRef("paper_methods", PAPER_SCALE, "sweeps/paper/methods.yaml")),
         tables.method_table(tables.PAPER_TABLE1),
         (Setting("data.name", ("celeba",)), Setting("model.arch", ("a1", "a2")), Setting("train.epochs", at_least=200),
          *FULL_DATA, *FID_10K),
@@ -122,7 +124,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "table2", "table", "Table 2: FID on CIFAR-10",
         "FID on CIFAR-10: WAE-MMD, MoCA-A1, MoCA-A2 (A1 40 epochs, A2 100 epochs)",
-        (SweepRef("cifar10_fid", PAPER_SCALE),),
+        (SweepRef("methods", CPU_SCALE), SweepRef("paper_methods_cifar10", PAPER_SCALE, "sweeps/paper/methods_cifar10.yaml")),
         tables.method_table(tables.PAPER_TABLE2),
         (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a1", "a2")), Setting("train.epochs", at_least=40),
          *FULL_DATA, *FID_10K),
@@ -130,7 +132,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "table3", "table", "Table 3: FID vs base momentum m",
         "FID vs the base momentum m of the momentum encoder (appendix D.3; CelebA, A2)",
-        (SweepRef("celeba_momentum", PAPER_SCALE),),
+        (SweepRef("momentum", CPU_SCALE), SweepRef("paper_momentum", PAPER_SCALE, "sweeps/paper/momentum.yaml")),
         tables.key_table("method.momentum", tables.PAPER_TABLE3),
         (Setting("data.name", ("celeba",)), Setting("model.arch", ("a2",)), Setting("train.epochs", at_least=200),
          *FULL_DATA, *FID_10K),
@@ -138,7 +140,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "table4", "table", "Table 4: best λ vs input size",
         "the λ of best FID for each input size, roughly proportional to the pixel count (appendix D.2)",
-        (SweepRef("celebahq_input_size", PAPER_SCALE),),
+        (SweepRef("input_size", CPU_SCALE), SweepRef("paper_input_size", PAPER_SCALE, "sweeps/paper/input_size.yaml")),
         tables.table4,
         (Setting("data.name", ("celeba_hq",)), Setting("model.arch", ("resnet_hq",)),
          Setting("train.epochs", at_least=400), *FULL_DATA, *FID_10K),
@@ -146,7 +148,7 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
     Item(
         "table5", "table", "Table 5: FID vs queue size K",
         "FID vs the queue (dictionary) size K (appendix D.5; CelebA, A2)",
-        (SweepRef("celeba_queue", PAPER_SCALE),),
+        (SweepRef("queue", CPU_SCALE), SweepRef("paper_queue", PAPER_SCALE, "sweeps/paper/queue.yaml")),
         tables.key_table("method.queue_size", tables.PAPER_TABLE5),
         (Setting("data.name", ("celeba",)), Setting("model.arch", ("a2",)), Setting("train.epochs", at_least=200),
          *FULL_DATA, *FID_10K),

@@ -59,13 +59,14 @@ def _sweep_summary(s: SweepResults) -> str:
 def _caption(item: Item, data: ItemData, deviations: dict[str, list[str]], missing: list[SweepRef],
              notes: list[str], problems: list[str]) -> str:
     lines = [f"# {item.id}: {item.title} ({data.title_scale})", "", f"Paper: {item.measures}.", ""]
+    files = {ref.name: ref.file for ref in item.sweeps}
     for s in data.sweeps:
         dev = deviations[s.name]
         scale = data.scales[s.name]
         if dev:
             why = "differs from the paper's setting: " if scale == CPU_SCALE else ""
             scale += f" ({why}{'; '.join(dev)})"
-        lines.append(f"- Sweep `sweeps/{s.name}.yaml` → `{s.folder}` (read from {s.source}): {scale}. "
+        lines.append(f"- Sweep `{files.get(s.name, f'sweeps/{s.name}.yaml')}` → `{s.folder}` (read from {s.source}): {scale}. "
                      f"{_sweep_summary(s)}; only done runs are shown. "
                      f"{config_values([s], ['data.name', 'model.arch', 'train.epochs', 'data.train_limit'])}.")
     for ref in missing:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.figures.base import (
-    ItemData, TableOut, config_values, extra_keys, label_of, require_columns, value_text,
+    PAPER_SCALE, ItemData, TableOut, config_values, extra_keys, label_of, require_columns, value_text,
 )
 
 PAPER_COLUMN = "paper"
@@ -46,6 +46,20 @@ def done_runs(d: ItemData) -> tuple[pd.DataFrame, list[str]]:
     if len(d.sweeps) > 1:
         varied = ["sweep", *varied]
     return runs, varied
+
+
+def with_sweep(d: ItemData, keys: list[str]) -> list[str]:
+    """``keys`` plus ``sweep`` when the item has results from several sweeps (scales never mix)."""
+    return keys + ["sweep"] if len(d.sweeps) > 1 and "sweep" not in keys else keys
+
+
+def paper_scale_rows(d: ItemData, df: pd.DataFrame) -> pd.Series:
+    """True for the rows of ``df`` that come from a sweep written for the paper's scale: only
+    those get the paper's number beside them (a CPU-scale twin's row is not the paper's row)."""
+    intended = {ref.name: ref.intended for ref in d.item.sweeps}
+    if "sweep" in df.columns:
+        return df["sweep"].map(lambda name: intended.get(name) == PAPER_SCALE).astype(bool)
+    return pd.Series([intended.get(d.sweeps[0].name) == PAPER_SCALE] * len(df), index=df.index, dtype=bool)
 
 
 def fid_summary(runs: pd.DataFrame, keys: list[str], value: str = "fid") -> pd.DataFrame:
@@ -85,10 +99,14 @@ def method_table(paper_rows: list[tuple]) -> "callable":
         keys = ["method.name", "model.arch"]
         require_columns(runs, keys, f"{d.item.id}", "run configs needed")
         keys += extra_keys(runs, varied, keys)
+        keys = with_sweep(d, keys)
         ours = fid_summary(runs, keys)
+        paper_scale = paper_scale_rows(d, ours)
         rows, used = [], set()
-        for _, r in ours.iterrows():
+        for i, r in ours.iterrows():
             match = next((p for p in paper_rows if p[1] == r["method.name"] and p[2] in (None, r["model.arch"])), None)
+            if not paper_scale[i]:
+                match = None
             if match is not None:
                 used.add(match[0])
             label = match[0] if match is not None else METHOD_NAMES.get(r["method.name"], r["method.name"])
@@ -123,14 +141,15 @@ def key_table(key: str, paper: dict) -> "callable":
     def draw(d: ItemData) -> TableOut:
         runs, varied = done_runs(d)
         require_columns(runs, ["fid", key], f"{d.item.id}", f"eval.metrics must include fid; {key} must vary")
-        keys = [key] + extra_keys(runs, varied, [key])
+        keys = with_sweep(d, [key] + extra_keys(runs, varied, [key]))
         ours = fid_summary(runs, keys)
 
         def paper_value(v) -> float:
             return next((p for k, p in paper.items() if isinstance(v, (int, float)) and np.isclose(k, v)), np.nan)
 
-        ours[PAPER_COLUMN] = ours[key].map(paper_value)
-        ran = [v for v in ours[key] if isinstance(v, (int, float))]
+        paper_scale = paper_scale_rows(d, ours)
+        ours[PAPER_COLUMN] = ours[key].map(paper_value).where(paper_scale, np.nan)
+        ran = [v for v, p in zip(ours[key], paper_scale) if p and isinstance(v, (int, float))]
         extra = [{key: k, "fid_mean": np.nan, "fid_sd": np.nan, "runs": 0, PAPER_COLUMN: v}
                  for k, v in paper.items() if not any(np.isclose(k, r) for r in ran)]
         data = pd.concat([ours, pd.DataFrame(extra)], ignore_index=True) if extra else ours

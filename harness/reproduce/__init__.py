@@ -1,0 +1,29 @@
+"""``make reproduce``: every CPU-scale study of the paper, then REPRODUCTION.md.
+
+    python -m harness.reproduce [--workers N] [--results DIR] [--only STUDY ...] [--report-only]
+
+Runs each study sweep of :data:`STUDIES` with the local executor (it resumes like any sweep:
+done runs are never retrained), draws the figures (``python -m harness.figures``), and writes
+``REPRODUCTION.md`` from the run folders (:mod:`harness.reproduce.report`): one row per claim
+of the paper (:mod:`harness.reproduce.claims`), its numbers with 95 % confidence intervals
+over seeds, and a verdict by the rule of :mod:`harness.reproduce.stats`.
+
+Studies share configurations (the MoCA centre point appears in seven of them). A run's id is
+the hash of its config, so before a study starts, each of its runs that is already done in
+another study's folder is copied into this study's folder (:func:`reuse_done_runs`; the
+checkpoint is not copied) and is not trained again.
+"""
+
+STUDIES = [
+    "synthetic_latent",  # Fig. 2 (left), the paper's own scale (about 2 minutes)
+    "lambda",  # Figs. 3 and 8
+    "convergence",  # Fig. 2 (right)
+    "methods",  # Tables 1-2
+    "momentum",  # Table 3
+    "queue",  # Table 5
+    "temperature",  # Fig. 10
+    "latent_dim",  # Fig. 4
+    "input_size",  # Fig. 9 / Table 4
+    "mnist_tsne",  # Fig. 7
+    "convergence_matched",  # Fig. 2 (right) diagnosis: λ on each method's own scale
+]

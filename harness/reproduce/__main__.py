@@ -1,0 +1,128 @@
+"""Command line of ``make reproduce`` (see :mod:`harness.reproduce`).
+
+Exit status: 0 when every study finished with all runs done (and the report was written),
+1 when some study left runs not done (the report is still written, saying which), 2 for a
+bad command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.atomic import write_json
+from harness.registry import suggest
+from harness.reproduce import STUDIES
+from harness.reproduce.report import REPORT, TIMING, write_report
+from harness.sweep.identity import run_dir, sweep_dir
+from harness.sweep.spec import SweepError, load_sweep
+from harness.sweep.state import DONE, STATUS, read_json_file
+
+SKIP = shutil.ignore_patterns("*.pt", "*.pth", ".lock", "train.log")
+
+
+def _done(folder: Path) -> bool:
+    status = read_json_file(folder / STATUS)
+    return isinstance(status, dict) and status.get("state") == DONE
+
+
+def reuse_done_runs(sweep, results: Path) -> int:
+    """Copy into this sweep's folder every run of it that is done in another sweep's folder.
+
+    The id of a run is the hash of its config (harness.sweep.identity), so a folder with the
+    same id holds the same run; its config.json is checked once more by the sweep engine.
+    Checkpoints are not copied (a done run is never resumed).
+    """
+    own = sweep_dir(results, sweep.name)
+    others = [p for p in sorted(results.iterdir()) if p.is_dir() and p != own] if results.is_dir() else []
+    copied = 0
+    for run in sweep.runs:
+        target = run_dir(own, run.id)
+        if _done(target):
+            continue
+        source = next((o / run.id for o in others if _done(o / run.id)), None)
+        if source is None:
+            continue
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target, ignore=SKIP)
+        copied += 1
+    return copied
+
+
+def run_study(name: str, results: Path, workers: int) -> dict:
+    file = f"sweeps/{name}.yaml"
+    sweep = load_sweep(file, [])
+    reused = reuse_done_runs(sweep, results)
+    before = sum(_done(run_dir(sweep_dir(results, name), r.id)) for r in sweep.runs)
+    start = time.monotonic()
+    code = subprocess.call([sys.executable, "-m", "harness.sweep", file, "--workers", str(workers),
+                            "--results", str(results)])
+    seconds = time.monotonic() - start
+    after = sum(_done(run_dir(sweep_dir(results, name), r.id)) for r in sweep.runs)
+    print(f"reproduce: {name}: {len(sweep.runs)} runs, {reused} reused from other studies, "
+          f"{after - before} trained, {after} done, {seconds:.0f} s (exit {code})", flush=True)
+    return {"runs": len(sweep.runs), "reused": reused, "trained": after - before, "done": after,
+            "seconds": round(seconds, 1), "exit": code}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.reproduce",
+                                description="Run every CPU-scale study and write REPRODUCTION.md.")
+    p.add_argument("--workers", type=int, default=2, help="runs at once (default 2: one per core of a laptop)")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--only", nargs="+", metavar="STUDY", default=None, help=f"studies: {', '.join(STUDIES)}")
+    p.add_argument("--report-only", action="store_true", help="train nothing; redraw figures and rewrite the report")
+    p.add_argument("--out", default=REPORT, help=f"report file (default: {REPORT})")
+    args = p.parse_args(argv)
+    unknown = [s for s in args.only or [] if s not in STUDIES]
+    if unknown or args.workers < 1:
+        what = (f"--only: unknown study {unknown[0]!r}{suggest(unknown[0], STUDIES)}; allowed: {', '.join(STUDIES)}"
+                if unknown else f"--workers: got {args.workers}; allowed: an integer >= 1")
+        print(what, file=sys.stderr)
+        return 2
+    results = Path(args.results)
+    studies = args.only or STUDIES
+    try:
+        for name in studies:
+            load_sweep(f"sweeps/{name}.yaml", [])
+    except SweepError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+    status = 0
+    if not args.report_only:
+        started = datetime.now(timezone.utc)
+        t0 = time.monotonic()
+        record = {}
+        for name in studies:
+            record[name] = run_study(name, results, args.workers)
+            status = status or (1 if record[name]["done"] < record[name]["runs"] else 0)
+        total = time.monotonic() - t0
+        trained = sum(r["trained"] for r in record.values())
+        print(f"reproduce: {trained} runs trained in {total / 60:.1f} min", flush=True)
+        if trained:  # a rerun that trains nothing keeps the measurement of the run that did
+            old = read_json_file(results / TIMING)
+            merged = dict(old.get("studies", {})) if isinstance(old, dict) and args.only else {}
+            merged.update(record)
+            write_json(results / TIMING, {
+                "started_at": started.isoformat(timespec="seconds"),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "wall_time_s": round(total, 1), "workers": args.workers, "cpu_count": os.cpu_count(),
+                "only": args.only, "studies": merged,
+                "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            })
+    subprocess.call([sys.executable, "-m", "harness.figures", "--results", str(results)])
+    write_report(results, Path(args.out))
+    print(f"reproduce: wrote {args.out}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,520 @@
+"""The paper's claims, each turned into comparisons of CPU-scale runs (REPRODUCTION.md).
+
+Every claim names the study sweeps it reads (``sweeps/<study>.yaml`` -> ``results/<study>/``),
+the figure or table it belongs to, what the paper says, how the twin tests it, and how the
+twin differs from the paper's setting. :meth:`Claim.evaluate` reads only done run folders
+(through :func:`harness.figures.results.load_sweep_results`) and returns the comparisons
+(:mod:`harness.reproduce.stats`), the numbers shown in the report and the run folders used,
+so that every verdict can be traced to ``results/<study>/<run id>/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from harness.figures.base import value_text
+from harness.figures.results import ResultsUnreadable, SweepResults, load_sweep_results
+from harness.reproduce.stats import EQUAL, LESS, NOT_WORSE, Comparison, summarize, trend
+
+FID = "fid"  # the domain FID (LeNet features) at CPU scale; the key the fid evaluator logs
+
+
+class Data:
+    """Lazy access to the done runs of the study sweeps under one results root."""
+
+    def __init__(self, results: str | Path):
+        self.results = Path(results)
+        self._cache: dict[str, SweepResults | None] = {}
+        self.problems: list[str] = []
+
+    def sweep(self, name: str) -> SweepResults | None:
+        if name not in self._cache:
+            try:
+                self._cache[name] = load_sweep_results(self.results, name, f"sweeps/{name}.yaml")
+            except ResultsUnreadable as e:
+                self.problems.append(str(e))
+                self._cache[name] = None
+        return self._cache[name]
+
+    def runs(self, name: str) -> pd.DataFrame:
+        s = self.sweep(name)
+        return pd.DataFrame() if s is None else s.done_runs
+
+    def curves(self, name: str) -> pd.DataFrame:
+        s = self.sweep(name)
+        return pd.DataFrame() if s is None else s.done_curves
+
+
+def _match(df: pd.DataFrame, filters: dict) -> pd.DataFrame:
+    for key, want in filters.items():
+        if key not in df.columns:
+            return df.iloc[0:0]
+        col = df[key]
+        if isinstance(want, (int, float)) and not isinstance(want, bool):
+            num = pd.to_numeric(col, errors="coerce")
+            df = df[np.isclose(num.astype(float), float(want), rtol=1e-9, atol=0.0)]
+        else:
+            df = df[col == want]
+    return df
+
+
+@dataclass
+class Outcome:
+    comparisons: list[Comparison] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    runs: dict[str, list[str]] = field(default_factory=dict)  # setting label -> run folders
+    notes: list[str] = field(default_factory=list)
+
+
+class Ctx:
+    """What an evaluation function gets: the data and the outcome it fills."""
+
+    def __init__(self, data: Data):
+        self.data = data
+        self.out = Outcome()
+
+    def values(self, study: str, metric: str, label: str, epoch: int | None = None, **filters) -> list[float]:
+        """The seed values of ``metric`` for the runs of ``study`` matching ``filters``
+        (dotted keys passed with ``__`` for ``.``), final epoch or ``epoch``; records the folders."""
+        filters = {k.replace("__", "."): v for k, v in filters.items()}
+        df = self.data.runs(study) if epoch is None else self.data.curves(study)
+        if df.empty:
+            return []
+        if epoch is not None:
+            df = df[df["epoch"] == epoch]
+        df = _match(df, filters)
+        if metric not in df.columns:
+            return []
+        df = df[df[metric].notna()]
+        folders = [str(self.data.results / study / rid) for rid in df["id"]]
+        self.out.runs.setdefault(f"{study}: {label}", [])
+        self.out.runs[f"{study}: {label}"] += [f for f in folders if f not in self.out.runs[f"{study}: {label}"]]
+        return [float(v) for v in df[metric]]
+
+    def grid(self, study: str, key: str, **filters) -> list:
+        df = _match(self.data.runs(study), {k.replace("__", "."): v for k, v in filters.items()})
+        if key not in df.columns:
+            return []
+        return sorted(v for v in df[key].dropna().unique())
+
+    def number(self, label: str, values: list[float]) -> str:
+        return f"{label}: {summarize(values).text()}"
+
+    def note(self, text: str) -> None:
+        self.out.notes.append(text)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    item: str  # figure / table id of harness.figures (the figure linked in the report)
+    title: str
+    paper: str  # what the paper claims
+    test: str  # how the twin tests it
+    studies: tuple[str, ...]
+    differs: str  # how the twin differs from the paper's setting
+    run: Callable[[Ctx], None]
+    measurement: bool = False  # a diagnosis row that reports numbers, with no verdict
+
+    def evaluate(self, data: Data) -> Outcome:
+        ctx = Ctx(data)
+        self.run(ctx)
+        return ctx.out
+
+
+# ------------------------------------------------------------------------------ building blocks
+
+
+def first_epoch_at(data: Data, study: str, fraction: float) -> int | None:
+    """The first evaluated epoch at or after ``fraction`` of training (None without curves)."""
+    curves, runs = data.curves(study), data.runs(study)
+    if curves.empty or "train.epochs" not in runs.columns:
+        return None
+    epochs = int(runs["train.epochs"].max())
+    logged = sorted(e for e in curves["epoch"].unique() if e >= fraction * epochs and e > 0)
+    return int(logged[0]) if logged else None
+
+
+def lambda_trend(ctx: Ctx, study: str, metric: str, decreasing: bool, what: str, **filters) -> None:
+    lams = ctx.grid(study, "method.weight", **filters)
+    points = [(f"λ={value_text(lam)}", ctx.values(study, metric, f"λ={value_text(lam)}", **filters,
+                                                  method__weight=lam)) for lam in lams]
+    ctx.out.numbers += [ctx.number(f"{what} {label}", vals) for label, vals in points if vals]
+    ctx.out.comparisons += trend(points, metric, decreasing)
+
+
+def method_pairs(ctx: Ctx, study: str, metric: str, ours: str, others: list[str], epoch: int | None = None,
+                 **filters) -> None:
+    """``ours`` lower than each of ``others`` (per value of any other filter)."""
+    a = ctx.values(study, metric, ours, epoch, method__name=ours, **filters)
+    ctx.out.numbers.append(ctx.number(f"{metric} {ours}", a))
+    for other in others:
+        b = ctx.values(study, metric, other, epoch, method__name=other, **filters)
+        if b:
+            ctx.out.numbers.append(ctx.number(f"{metric} {other}", b))
+        ctx.out.comparisons.append(Comparison(LESS, ours, other, a, b, metric))
+
+
+def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = FID) -> None:
+    """"The λ of lowest mean ``metric`` grows with ``key``" (Figs. 4, 9, 10; Table 4).
+
+    λ*(x): the grid λ of lowest mean ``metric`` at x. The comparison is made at the largest
+    x: a λ above λ*(x_min) (λ*(x_max) when it is above, else the next grid value) against
+    λ*(x_min): "a larger λ than the smallest x prefers gives a lower value at the largest x".
+    A grid whose top is λ*(x_min) cannot test the claim (inconclusive).
+    """
+    xs = ctx.grid(study, key)
+    lams = ctx.grid(study, "method.weight")
+    best = {}
+    for x in xs:
+        means = {}
+        for lam in lams:
+            df = _match(ctx.data.runs(study), {key: x, "method.weight": lam})
+            if metric in df.columns and df[metric].notna().any():
+                means[lam] = float(df[metric].mean())
+        if means:
+            best[x] = min(means, key=means.get)
+            ctx.out.numbers.append(f"{what}={value_text(x)}: best λ = {value_text(best[x])} ("
+                                   + ", ".join(f"λ={value_text(k)}: {v:.3g}" for k, v in means.items()) + ")")
+    if len(best) < 2:
+        return
+    lo_x, hi_x = min(best), max(best)
+    above = [lam for lam in lams if lam > best[lo_x]]
+    if not above:
+        ctx.note(f"λ*({what}={value_text(lo_x)}) is the top of the λ grid: a shift to larger λ cannot be seen")
+        return
+    cand = best[hi_x] if best[hi_x] > best[lo_x] else above[0]
+    a = ctx.values(study, metric, f"{what}={value_text(hi_x)}, λ={value_text(cand)}", **{key.replace('.', '__'): hi_x},
+                   method__weight=cand)
+    b = ctx.values(study, metric, f"{what}={value_text(hi_x)}, λ={value_text(best[lo_x])}",
+                   **{key.replace('.', '__'): hi_x}, method__weight=best[lo_x])
+    ctx.out.comparisons.append(Comparison(LESS, f"{what}={value_text(hi_x)} at λ={value_text(cand)}",
+                                          f"at λ={value_text(best[lo_x])} (best for {what}={value_text(lo_x)})",
+                                          a, b, metric))
+
+
+# ------------------------------------------------------------------------------ the claims
+
+
+def _fig2_left(ctx: Ctx) -> None:
+    epoch = 8  # 10 % of the paper's 80 epochs
+    method_pairs(ctx, "synthetic_latent", "latent_swd", "moca", ["mmd", "swd", "sinkhorn"], epoch=epoch)
+    ctx.out.numbers = [f"epoch {epoch}: {n}" for n in ctx.out.numbers]
+
+
+def _fig2_right_early(metric: str):
+    def run(ctx: Ctx) -> None:
+        epoch = first_epoch_at(ctx.data, "convergence", 0.05)
+        if epoch is None:
+            return
+        for lam in ctx.grid("convergence", "method.weight"):
+            a = ctx.values("convergence", metric, f"moca λ={value_text(lam)} epoch {epoch}", epoch,
+                           method__name="moca", method__weight=lam)
+            b = ctx.values("convergence", metric, f"mmd λ={value_text(lam)} epoch {epoch}", epoch,
+                           method__name="mmd", method__weight=lam)
+            ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
+                                                  a, b, f"{metric} at epoch {epoch}"))
+            ctx.out.numbers.append(f"epoch {epoch}, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
+                                   f"WAE-MMD {summarize(b).text()}")
+    return run
+
+
+def _fig2_right_final(metric: str):
+    def run(ctx: Ctx) -> None:
+        for lam in ctx.grid("convergence", "method.weight"):
+            a = ctx.values("convergence", metric, f"moca λ={value_text(lam)}", method__name="moca", method__weight=lam)
+            b = ctx.values("convergence", metric, f"mmd λ={value_text(lam)}", method__name="mmd", method__weight=lam)
+            ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
+                                                  a, b, f"final {metric}"))
+            ctx.out.numbers.append(f"final, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
+                                   f"WAE-MMD {summarize(b).text()}")
+    return run
+
+
+def _fig2_right_lambda(ctx: Ctx) -> None:
+    lambda_trend(ctx, "convergence", "image_swd", True, "MoCA final image SWD", method__name="moca")
+
+
+def _fig3(ctx: Ctx) -> None:
+    lambda_trend(ctx, "lambda", "latent_sv_entropy", False, "spectral entropy")
+
+
+def _fig3_fid(ctx: Ctx) -> None:
+    lambda_trend(ctx, "lambda", FID, True, "FID")
+
+
+def _fig8(ctx: Ctx) -> None:
+    lambda_trend(ctx, "lambda", "test_recon", True, "test reconstruction error")
+
+
+def _fig4(ctx: Ctx) -> None:
+    best_lambda_shift(ctx, "latent_dim", "model.latent_dim", "latent")
+
+
+def _fig9(ctx: Ctx) -> None:
+    best_lambda_shift(ctx, "input_size", "data.image_size", "size")
+
+
+def _fig10_tau(ctx: Ctx) -> None:
+    runs = ctx.data.runs("temperature")
+    if runs.empty or FID not in runs.columns:
+        return
+    cells = runs.groupby(["method.tau", "method.weight"])[FID].mean().dropna()
+    below, at_one = cells[cells.index.get_level_values(0) < 1], cells[cells.index.get_level_values(0) >= 1]
+    if below.empty or at_one.empty:
+        return
+    (tb, lb), (t1, l1) = below.idxmin(), at_one.idxmin()
+    a = ctx.values("temperature", FID, f"τ={value_text(tb)}, λ={value_text(lb)}", method__tau=tb, method__weight=lb)
+    b = ctx.values("temperature", FID, f"τ={value_text(t1)}, λ={value_text(l1)}", method__tau=t1, method__weight=l1)
+    ctx.out.numbers += [f"best cell with τ<1: τ={value_text(tb)}, λ={value_text(lb)}: {summarize(a).text()}",
+                        f"best cell with τ=1: λ={value_text(l1)}: {summarize(b).text()}"]
+    ctx.out.comparisons.append(Comparison(LESS, "best τ<1 cell", "best τ=1 cell", a, b, FID))
+
+
+def _fig10_lambda(ctx: Ctx) -> None:
+    best_lambda_shift(ctx, "temperature", "method.tau", "τ")
+
+
+def _fig7(ctx: Ctx) -> None:
+    ref = ctx.values("mnist_tsne", "knn_acc", "svae", method__name="svae")
+    ctx.out.numbers.append(ctx.number("kNN accuracy, S-VAE", ref))
+    ctx.out.numbers.append(ctx.number("plain AE", ctx.values("mnist_tsne", "knn_acc", "none", method__name="none")))
+    for method in ("moca", "mmd"):
+        for lam in ctx.grid("mnist_tsne", "method.weight", method__name=method):
+            vals = ctx.values("mnist_tsne", "knn_acc", f"{method} λ={value_text(lam)}", method__name=method,
+                              method__weight=lam)
+            ctx.out.numbers.append(ctx.number(f"{method} λ={value_text(lam)}", vals))
+            if method == "moca":
+                ctx.out.comparisons.append(Comparison(NOT_WORSE, f"MoCA λ={value_text(lam)}", "S-VAE", vals, ref,
+                                                      "knn_acc", margin=0.02, higher_is_better=True))
+
+
+def _table1(ctx: Ctx) -> None:
+    method_pairs(ctx, "methods", FID, "moca", ["mmd", "wae_gan", "sinkhorn", "swd", "cwae"])
+    for metric in ("kid", "precision", "recall", "density", "coverage", "image_swd", "test_recon"):
+        for method in ("moca", "mmd", "wae_gan", "sinkhorn", "swd", "cwae", "none"):
+            vals = ctx.values("methods", metric, method, method__name=method)
+            if vals:
+                ctx.out.numbers.append(ctx.number(f"{metric} {method}", vals))
+
+
+def _table2(ctx: Ctx) -> None:
+    method_pairs(ctx, "methods", FID, "moca", ["mmd"])
+
+
+def _table3_low(ctx: Ctx) -> None:
+    hi = ctx.values("momentum", FID, "m=0.99", method__momentum=0.99)
+    ctx.out.numbers.append(ctx.number("FID m=0.99", hi))
+    for m in (0.0, 0.9):
+        lo = ctx.values("momentum", FID, f"m={value_text(m)}", method__momentum=m)
+        ctx.out.numbers.append(ctx.number(f"FID m={value_text(m)}", lo))
+        ctx.out.comparisons.append(Comparison(LESS, "m=0.99", f"m={value_text(m)}", hi, lo, FID))
+
+
+def _table3_high(ctx: Ctx) -> None:
+    a = ctx.values("momentum", FID, "m=0.999", method__momentum=0.999)
+    b = ctx.values("momentum", FID, "m=0.99", method__momentum=0.99)
+    ctx.out.numbers += [ctx.number("FID m=0.999", a), ctx.number("FID m=0.99", b)]
+    ctx.out.comparisons.append(Comparison(EQUAL, "m=0.999", "m=0.99", a, b, FID))
+
+
+def _table5_small(ctx: Ctx) -> None:
+    small = ctx.values("queue", FID, "K=100", method__queue_size=100)
+    ctx.out.numbers.append(ctx.number("FID K=100", small))
+    for k in (600, 3700):
+        v = ctx.values("queue", FID, f"K={k}", method__queue_size=k)
+        ctx.out.numbers.append(ctx.number(f"FID K={k}", v))
+        ctx.out.comparisons.append(Comparison(LESS, f"K={k}", "K=100", v, small, FID))
+
+
+def _table5_stable(ctx: Ctx) -> None:
+    mid = ctx.values("queue", FID, "K=3700", method__queue_size=3700)
+    for k in (600, 7400):
+        v = ctx.values("queue", FID, f"K={k}", method__queue_size=k)
+        ctx.out.numbers.append(ctx.number(f"FID K={k}", v))
+        ctx.out.comparisons.append(Comparison(EQUAL, f"K={k}", "K=3700", v, mid, FID))
+    ctx.out.numbers.append(ctx.number("FID K=3700", mid))
+
+
+SHORT = "628 steps on 10,000 MNIST images with a 16-channel convnet (paper: 50k-500k steps, CIFAR-10/CelebA, A1/A2)"
+
+CLAIMS: list[Claim] = [
+    Claim("fig2_left", "fig2_left", "Fig. 2 (left): latent matching alone",
+          "MoCA matches the latent distribution to the uniform sphere faster than Sinkhorn, SWD and MMD",
+          "latent SWD to sphere samples at epoch 8 (10 % of training): MoCA lower than each baseline",
+          ("synthetic_latent",),
+          "the paper's own setting (1,000 points in R^100, MLP, 80 epochs); the MLP width, lr and λ are lost in "
+          "the paper and chosen here", _fig2_left),
+    Claim("fig2_right_early", "fig2_right", "Fig. 2 (right): faster convergence (image SWD)",
+          "at epoch 5 (5 % of training) MoCA's image SWD is below WAE-MMD's for every λ",
+          "image SWD at the first evaluation at or after 5 % of training: MoCA lower than WAE-MMD at each λ",
+          ("convergence",), "MNIST, small convnet, 942 steps, SWD on 500 images at one pyramid level (paper: "
+          "CIFAR-10, A2, 100 epochs, 10,000 images)", _fig2_right_early("image_swd")),
+    Claim("fig2_right_early_fid", "fig2_right", "Fig. 2 (right): faster convergence (domain FID)",
+          "(the same claim measured with the domain FID instead of image SWD)",
+          "domain FID at the first evaluation at or after 5 % of training: MoCA lower than WAE-MMD at each λ",
+          ("convergence",), "as above; FID in LeNet features (not in the paper's figure)", _fig2_right_early(FID)),
+    Claim("fig2_right_final", "fig2_right", "Fig. 2 (right): better final SWD",
+          "the final SWD of MoCA is lower than WAE-MMD's for every λ",
+          "final image SWD: MoCA lower than WAE-MMD at each λ", ("convergence",),
+          "as above", _fig2_right_final("image_swd")),
+    Claim("fig2_right_lambda", "fig2_right", "Fig. 2 (right): larger λ, smaller SWD for MoCA",
+          "for MoCA, larger λ gives smaller SWD", "final image SWD of MoCA falls as λ grows (trend rule)",
+          ("convergence",), "as above", _fig2_right_lambda),
+    Claim("fig3", "fig3", "Fig. 3: larger λ, more isotropic latents",
+          "with larger λ the singular values of the latents become more uniform",
+          "normalised entropy of the singular-value spectrum of 2,000 training latents rises with λ (trend rule)",
+          ("lambda",), f"{SHORT}; 2,000 latents (paper 10,000)", _fig3),
+    Claim("fig3_fid", "fig3", "Section 4.2: larger λ, lower FID",
+          "models trained with larger λ have lower FID", "final domain FID falls as λ grows (trend rule)",
+          ("lambda",), f"{SHORT}; FID in LeNet features on 2,000 samples (paper: Inception, 10,000)", _fig3_fid),
+    Claim("fig4", "fig4", "Fig. 4: larger latent dimension needs larger λ",
+          "the larger the latent dimension, the larger the λ needed for a similar FID",
+          "at the largest latent dimension, a λ above the best λ of the smallest dimension gives a lower FID "
+          "(best-λ shift rule)", ("latent_dim",),
+          f"{SHORT}; fixed step budget instead of training to a reconstruction error of 50; latent 4/16/64 "
+          "(paper: 64/128/256 assumed)", _fig4),
+    Claim("fig7", "fig7", "Fig. 7: class structure of the latents",
+          "MoCA learns class clusters similar to the hyperspherical VAE",
+          "kNN accuracy of test latents (k-NN against training latents): MoCA not worse than the S-VAE by more "
+          "than 2 points, at each λ", ("mnist_tsne",),
+          "10,000 images, 8 epochs (paper: 60,000, 25 epochs); the class structure as a kNN accuracy, where the "
+          "paper shows t-SNE maps only", _fig7),
+    Claim("fig8", "fig8", "Fig. 8: larger λ, lower reconstruction error",
+          "larger λ reduces the final reconstruction loss", "final test reconstruction error falls as λ grows "
+          "(trend rule)", ("lambda",), SHORT, _fig8),
+    Claim("fig9", "fig9", "Fig. 9 / Table 4: best λ grows with the input size",
+          "the λ of best FID grows roughly in proportion to the pixel count",
+          "at 28x28, a λ above the best λ at 8x8 gives a lower FID (best-λ shift rule)", ("input_size",),
+          f"{SHORT}; MNIST at 8/14/28 pixels (paper: CelebA-HQ at 64/128/256, 400 epochs)", _fig9),
+    Claim("fig10_tau", "fig10", "Fig. 10: τ must be below 1",
+          "the temperature must be smaller than 1 for good FID",
+          "best τ<1 cell of the τ × λ grid has a lower FID than the best τ=1 cell", ("temperature",),
+          f"{SHORT} (paper: 50 epochs)", _fig10_tau),
+    Claim("fig10_lambda", "fig10", "Fig. 10: larger τ needs larger λ",
+          "for larger τ a larger λ is needed", "at τ=1, a λ above the best λ at τ=0.1 gives a lower FID "
+          "(best-λ shift rule)", ("temperature",), f"{SHORT} (paper: 50 epochs)", _fig10_lambda),
+    Claim("table1", "table1", "Table 1: MoCA against every baseline",
+          "MoCA's FID is lower than WAE-MMD's, WAE-GAN's, the Sinkhorn AE's, SWAE's and CWAE's",
+          "final domain FID: MoCA lower than each baseline trained on the same model", ("methods",),
+          f"{SHORT}; one λ (1000) for every method where the paper cites each baseline's own tuned result; "
+          "CWAE with the Gaussian prior", _table1),
+    Claim("table2", "table2", "Table 2: MoCA against WAE-MMD",
+          "MoCA's FID is lower than WAE-MMD's", "final domain FID: MoCA lower than WAE-MMD", ("methods",),
+          f"{SHORT}; same λ for both", _table2),
+    Claim("table3_low", "table3", "Table 3: m must be close to 1",
+          "FID is much worse for m = 0 and 0.9 than for 0.99", "final FID: m=0.99 lower than m=0 and m=0.9",
+          ("momentum",), f"{SHORT}; the paper's m values as is (see sweeps/momentum.yaml)", _table3_low),
+    Claim("table3_high", "table3", "Table 3: m = 0.999 as good as 0.99",
+          "m = 0.999 and 0.99 give the same FID (47.46 vs 47.96)", "final FID: m=0.999 ≈ m=0.99 (10 % margin)",
+          ("momentum",), f"{SHORT}; 0.999's 1,000-step horizon exceeds the twin's run (stated before the run)",
+          _table3_high),
+    Claim("table5_small", "table5", "Table 5: a tiny queue is worse",
+          "FID is much worse with K = 100", "final FID: K=600 and K=3700 lower than K=100", ("queue",),
+          f"{SHORT}; K scaled as a fraction of the training set, K=100 kept", _table5_small),
+    Claim("table5_stable", "table5", "Table 5: stable over a wide range of K",
+          "FID is stable for K from 5,000 to 120,000", "final FID: K=600 ≈ K=3700 ≈ K=7400 (10 % margin)",
+          ("queue",), f"{SHORT}; K scaled as a fraction of the training set", _table5_stable),
+]
+
+
+# ------------------------------------------------------------------ Fig. 2 (right) diagnosis
+
+
+def _matched(metric: str, final: bool):
+    def run(ctx: Ctx) -> None:
+        epoch = None if final else first_epoch_at(ctx.data, "convergence", 0.05)
+        if not final and epoch is None:
+            return
+        for lam in ctx.grid("convergence", "method.weight", method__name="moca"):
+            big = 40 * lam
+            a = ctx.values("convergence", metric, f"moca λ={value_text(lam)}", epoch, method__name="moca",
+                           method__weight=lam)
+            b = ctx.values("convergence_matched", metric, f"mmd λ={value_text(big)}", epoch, method__name="mmd",
+                           method__weight=big)
+            when = "final" if final else f"epoch {epoch}"
+            ctx.out.numbers.append(f"{when}: MoCA λ={value_text(lam)} {summarize(a).text()}, "
+                                   f"WAE-MMD λ={value_text(big)} {summarize(b).text()}")
+            ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(big)}",
+                                                  a, b, f"{when} {metric}"))
+    return run
+
+
+def _reg_ratio(ctx: Ctx) -> None:
+    """MoCA's regularizer value over WAE-MMD's at equal λ (epoch means of ``reg``)."""
+    for epoch in (1, None):
+        for lam in ctx.grid("convergence", "method.weight"):
+            a = ctx.values("convergence", "reg", f"moca λ={value_text(lam)}", epoch, method__name="moca",
+                           method__weight=lam)
+            b = ctx.values("convergence", "reg", f"mmd λ={value_text(lam)}", epoch, method__name="mmd",
+                           method__weight=lam)
+            if a and b and np.mean(b) > 0:
+                when = "last epoch" if epoch is None else f"epoch {epoch}"
+                ctx.out.numbers.append(f"{when}, λ={value_text(lam)}: MoCA reg {np.mean(a):.3g} / WAE-MMD reg "
+                                       f"{np.mean(b):.3g} = {np.mean(a) / np.mean(b):.0f}×")
+
+
+def _gap_per_epoch(ctx: Ctx) -> None:
+    """Mean image SWD of MoCA minus WAE-MMD at equal λ, per epoch (does the gap close?)."""
+    curves = ctx.data.curves("convergence")
+    if curves.empty or "image_swd" not in curves.columns:
+        return
+    for lam in ctx.grid("convergence", "method.weight"):
+        gaps = []
+        for epoch in sorted(curves["epoch"].unique()):
+            a = ctx.values("convergence", "image_swd", f"moca λ={value_text(lam)}", int(epoch), method__name="moca",
+                           method__weight=lam)
+            b = ctx.values("convergence", "image_swd", f"mmd λ={value_text(lam)}", int(epoch), method__name="mmd",
+                           method__weight=lam)
+            if a and b:
+                gaps.append(f"{int(epoch)}: {np.mean(a) - np.mean(b):+.0f}")
+        ctx.out.numbers.append(f"λ={value_text(lam)}, epoch: MoCA − WAE-MMD image SWD = " + ", ".join(gaps))
+
+
+def _batch_norm(ctx: Ctx) -> None:
+    """Batch-norm layers in the model of the convergence study (none: no running statistics to lag)."""
+    import torch
+
+    from harness.archs import ARCHS
+    from harness.config import ModelConfig
+
+    runs = ctx.data.runs("convergence")
+    arch = str(runs["model.arch"].iloc[0]) if not runs.empty and "model.arch" in runs.columns else "small_conv"
+    width = int(runs["model.width"].iloc[0]) if not runs.empty and "model.width" in runs.columns else 16
+    model = ARCHS.get(arch)(ModelConfig(arch=arch, width=width, latent_dim=16), (1, 28, 28))
+    n = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    ctx.out.numbers.append(f"batch-norm layers in {arch} (width {width}): {n}")
+
+
+DIAGNOSIS: list[Claim] = [
+    Claim("diag_batch_norm", "fig2_right", "Batch-norm lag",
+          "(hypothesis) evaluation in eval mode with lagging batch-norm statistics hides MoCA's early progress",
+          "count the batch-norm layers of the study's model", ("convergence",), "-", _batch_norm, True),
+    Claim("diag_reg_ratio", "fig2_right", "λ on each method's scale: the measured ratio",
+          "(measurement) at equal λ, how much larger is MoCA's regularizer value than WAE-MMD's?",
+          "epoch mean of the unweighted regularizer (`reg`) of MoCA over WAE-MMD's at the same λ",
+          ("convergence",), "-", _reg_ratio, True),
+    Claim("diag_matched_early", "fig2_right", "Matched λ: faster convergence (image SWD)",
+          "(hypothesis) with WAE-MMD's λ on its own scale (40× MoCA's), MoCA's SWD is lower at the first evaluation",
+          "image SWD at the first evaluation: MoCA λ lower than WAE-MMD 40λ", ("convergence", "convergence_matched"),
+          "as Fig. 2 (right)", _matched("image_swd", False)),
+    Claim("diag_matched_early_fid", "fig2_right", "Matched λ: faster convergence (domain FID)",
+          "(hypothesis) the same with the domain FID", "domain FID at the first evaluation: MoCA λ lower than "
+          "WAE-MMD 40λ", ("convergence", "convergence_matched"), "as Fig. 2 (right)", _matched(FID, False)),
+    Claim("diag_matched_final", "fig2_right", "Matched λ: final image SWD",
+          "(hypothesis) with matched λ, MoCA's final SWD is lower", "final image SWD: MoCA λ lower than WAE-MMD 40λ",
+          ("convergence", "convergence_matched"), "as Fig. 2 (right)", _matched("image_swd", True)),
+    Claim("diag_matched_final_fid", "fig2_right", "Matched λ: final domain FID",
+          "(hypothesis) with matched λ, MoCA's final FID is lower", "final domain FID: MoCA λ lower than WAE-MMD 40λ",
+          ("convergence", "convergence_matched"), "as Fig. 2 (right)", _matched(FID, True)),
+    Claim("diag_budget", "fig2_right", "Step budget: the gap per epoch",
+          "(measurement) does the gap between MoCA and WAE-MMD close as training goes on?",
+          "mean image SWD of MoCA minus WAE-MMD at equal λ, per epoch", ("convergence",), "-", _gap_per_epoch, True),
+]
+
+DIAGNOSIS_TEXT = """(Written after the runs; the numbers below are recomputed from the run folders.)"""

@@ -1,0 +1,192 @@
+"""The statistical rule of REPRODUCTION.md: Welch intervals over seeds, comparisons, verdicts.
+
+Stated once at the top of the report (:data:`RULE`):
+
+* each setting is run with several seeds (3 in every CPU-scale study); a setting's number is
+  the mean over its seeds with a 95 % Student-t confidence interval;
+* a **comparison** of two settings A and B uses the 95 % Welch confidence interval of the
+  difference of their means, mean(A) − mean(B), with the Welch-Satterthwaite degrees of
+  freedom (equivalently, a two-sided Welch t-test at α = 0.05):
+
+  - "A lower than B": *supports* when the interval lies below 0, *contradicts* when it lies
+    above 0, *undecided* otherwise;
+  - "A about equal to B" (margin δ, 10 % of B's mean unless a claim says otherwise):
+    *supports* when the interval lies inside (−δ, δ), *contradicts* when it lies entirely
+    outside [−δ, δ], *undecided* otherwise;
+  - "A not worse than B" (non-inferiority, margin δ, lower is worse when higher is better):
+    *supports* when the interval lies above −δ, *contradicts* when it lies below −δ;
+
+* a trend over more than two settings ("the metric falls as λ grows") compares the two ends
+  in the claimed direction and checks each neighbouring pair for a significant reversal
+  (a *guard*: it can contradict the claim, but an undecided neighbouring pair does not
+  block it);
+* a claim is a list of comparisons; its **verdict** is *holds* when every comparison that
+  is not a guard supports it, *does not hold* when at least one comparison contradicts it,
+  and *inconclusive* otherwise (including when a comparison has fewer than two seeds on a
+  side).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.stats
+
+SUPPORTS, CONTRADICTS, UNDECIDED = "supports", "contradicts", "undecided"
+HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
+LESS, EQUAL, NOT_WORSE = "less", "equal", "not_worse"
+
+RULE = (
+    "Every setting is trained with 3 seeds; a number is the mean over seeds with its 95 % "
+    "Student-t confidence interval. Two settings A and B are compared by the 95 % Welch "
+    "confidence interval of mean(A) − mean(B) (a two-sided Welch t-test at α = 0.05). "
+    "\"A lower than B\" is supported when the interval lies below 0 and contradicted when it "
+    "lies above 0. \"A about equal to B\" (margin δ = 10 % of B's mean) is supported when the "
+    "interval lies inside (−δ, δ) and contradicted when it lies entirely outside [−δ, δ]. "
+    "\"A not worse than B\" (margin δ) is supported when the interval lies above −δ and "
+    "contradicted when it lies below −δ. Anything else is undecided. A trend over more than two "
+    "settings compares its two ends in the claimed direction and checks each neighbouring pair "
+    "for a significant reversal (a reversal contradicts; an undecided neighbouring pair does not "
+    "count). A claim is a list of "
+    "such comparisons: it **holds** when every comparison supports it, **does not hold** when "
+    "at least one contradicts it, and is **inconclusive** otherwise.")
+
+
+def _clean(values) -> np.ndarray:
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    return x[np.isfinite(x)]
+
+
+@dataclass
+class Summary:
+    """Mean and 95 % Student-t interval of the values of one setting (one per seed)."""
+
+    n: int
+    mean: float
+    lo: float
+    hi: float
+
+    def text(self, digits: int = 3) -> str:
+        if self.n == 0:
+            return "no runs"
+        fmt = f"{{:.{digits}g}}"
+        if self.n == 1:
+            return f"{fmt.format(self.mean)} (n=1)"
+        return f"{fmt.format(self.mean)} [{fmt.format(self.lo)}, {fmt.format(self.hi)}]"
+
+
+def summarize(values) -> Summary:
+    x = _clean(values)
+    if len(x) == 0:
+        return Summary(0, math.nan, math.nan, math.nan)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return Summary(1, mean, mean, mean)
+    half = float(scipy.stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return Summary(len(x), mean, mean - half, mean + half)
+
+
+def welch_interval(a, b) -> tuple[float, float, float] | None:
+    """(mean(a) − mean(b), lower, upper) of the 95 % Welch interval; None with < 2 values a side."""
+    a, b = _clean(a), _clean(b)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    diff = float(a.mean() - b.mean())
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return diff, diff, diff
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(scipy.stats.t.ppf(0.975, df) * se)
+    return diff, diff - half, diff + half
+
+
+@dataclass
+class Comparison:
+    """One comparison of two settings (``a`` and ``b``: the values of their seeds)."""
+
+    kind: str  # LESS | EQUAL | NOT_WORSE
+    a_label: str
+    b_label: str
+    a: list
+    b: list
+    metric: str
+    margin: float | None = None  # EQUAL / NOT_WORSE: δ in the metric's units
+    higher_is_better: bool = False  # NOT_WORSE only
+    guard: bool = False  # counts only when it contradicts (neighbouring pairs of a trend)
+    outcome: str = field(init=False)
+    interval: tuple[float, float, float] | None = field(init=False)
+
+    def __post_init__(self):
+        self.interval = welch_interval(self.a, self.b)
+        self.outcome = self._decide()
+
+    def _decide(self) -> str:
+        if self.interval is None:
+            return UNDECIDED
+        _, lo, hi = self.interval
+        if self.kind == LESS:
+            return SUPPORTS if hi < 0 else CONTRADICTS if lo > 0 else UNDECIDED
+        d = self.margin if self.margin is not None else 0.1 * abs(summarize(self.b).mean)
+        if self.kind == EQUAL:
+            if -d < lo and hi < d:
+                return SUPPORTS
+            return CONTRADICTS if (lo > d or hi < -d) else UNDECIDED
+        if self.kind == NOT_WORSE:  # "a not worse than b"
+            if self.higher_is_better:
+                return SUPPORTS if lo > -d else CONTRADICTS if hi < -d else UNDECIDED
+            return SUPPORTS if hi < d else CONTRADICTS if lo > d else UNDECIDED
+        raise ValueError(f"unknown comparison kind {self.kind!r}")
+
+    def text(self) -> str:
+        rel = {LESS: "<", EQUAL: "≈", NOT_WORSE: "not worse than"}[self.kind]
+        sa, sb = summarize(self.a), summarize(self.b)
+        if self.interval is None:
+            diff = "difference: too few seeds"
+        else:
+            d, lo, hi = self.interval
+            diff = f"diff {d:.3g} [{lo:.3g}, {hi:.3g}]"
+        margin = ""
+        if self.kind in (EQUAL, NOT_WORSE):
+            m = self.margin if self.margin is not None else 0.1 * abs(sb.mean)
+            margin = f", δ = {m:.3g}"
+        guard = " (guard)" if self.guard else ""
+        return (f"{self.metric}{guard}: {self.a_label} {sa.text()} {rel} {self.b_label} {sb.text()}: "
+                f"{diff}{margin} → {self.outcome}")
+
+
+def verdict(comparisons: list[Comparison]) -> str:
+    """holds / does not hold / inconclusive (see the module docstring); not run without data."""
+    comparisons = [c for c in comparisons if len(_clean(c.a)) and len(_clean(c.b))] if any(
+        len(_clean(c.a)) and len(_clean(c.b)) for c in comparisons) else []
+    if not comparisons:
+        return NOT_RUN
+    if any(c.outcome == CONTRADICTS for c in comparisons):
+        return FAILS
+    main = [c for c in comparisons if not c.guard]
+    if main and all(c.outcome == SUPPORTS for c in main):
+        return HOLDS
+    return INCONCLUSIVE
+
+
+def trend(points: list[tuple[str, list]], metric: str, decreasing: bool) -> list[Comparison]:
+    """Comparisons for "the metric falls (``decreasing``) or rises along ``points``".
+
+    ``points``: (label, seed values) in the order of the varied quantity. The extremes are
+    compared in the claimed direction, and every consecutive pair too, so that a
+    significant reversal anywhere contradicts the trend.
+    """
+    points = [(label, vals) for label, vals in points if len(_clean(vals))]
+    if len(points) < 2:
+        return []
+
+    def ordered(p, q, guard=False):  # "p lower than q" in the claimed direction
+        return Comparison(LESS, p[0], q[0], p[1], q[1], metric, guard=guard)
+
+    out = [ordered(points[-1], points[0]) if decreasing else ordered(points[0], points[-1])]
+    if len(points) > 2:
+        for p, q in zip(points[:-1], points[1:]):
+            out.append(ordered(q, p, True) if decreasing else ordered(p, q, True))
+    return out

@@ -1,0 +1,167 @@
+"""`make reproduce`: the statistical rule, run sharing between studies, and every CPU-scale
+study end to end on a tiny setting (a few steps, the debug executor), then REPRODUCTION.md."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from harness.reproduce import STUDIES
+from harness.reproduce.__main__ import main as reproduce_main
+from harness.reproduce.__main__ import reuse_done_runs
+from harness.reproduce.claims import CLAIMS, DIAGNOSIS
+from harness.reproduce.report import write_report
+from harness.reproduce.stats import (
+    CONTRADICTS, EQUAL, FAILS, HOLDS, INCONCLUSIVE, LESS, NOT_RUN, NOT_WORSE, SUPPORTS, UNDECIDED, Comparison,
+    summarize, trend, verdict, welch_interval,
+)
+from harness.sweep.__main__ import main as sweep_main
+from harness.sweep.spec import load_sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# ------------------------------------------------------------------------------ the rule
+
+
+def test_welch_interval_by_hand():
+    # a = 1, 2, 3 and b = 4, 5, 6: diff -3, se = sqrt(1/3 + 1/3), Welch df = 4, t_{0.975, 4} = 2.7764
+    diff, lo, hi = welch_interval([1, 2, 3], [4, 5, 6])
+    half = 2.7764451051977987 * math.sqrt(2 / 3)
+    assert diff == -3 and lo == pytest.approx(-3 - half) and hi == pytest.approx(-3 + half)
+    assert welch_interval([1.0], [2.0, 3.0]) is None  # fewer than two seeds on a side
+
+
+def test_welch_interval_agrees_with_scipys_welch_test():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a, b = rng.normal(0, 1, 3), rng.normal(rng.uniform(0, 3), rng.uniform(0.2, 2), 3)
+        _, lo, hi = welch_interval(a, b)
+        p = scipy.stats.ttest_ind(a, b, equal_var=False).pvalue
+        assert (lo > 0 or hi < 0) == (p < 0.05)
+
+
+def test_summary_is_the_student_t_interval():
+    s = summarize([1.0, 2.0, 3.0, float("nan")])  # NaN (a diverged metric) is dropped
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)
+    assert (s.n, s.mean) == (3, 2.0) and s.lo == pytest.approx(2 - half) and s.hi == pytest.approx(2 + half)
+
+
+def test_comparison_outcomes():
+    low, high = [1.0, 1.1, 0.9], [2.0, 2.1, 1.9]
+    assert Comparison(LESS, "a", "b", low, high, "m").outcome == SUPPORTS
+    assert Comparison(LESS, "a", "b", high, low, "m").outcome == CONTRADICTS
+    assert Comparison(LESS, "a", "b", [1, 3, 2], [2, 1, 3], "m").outcome == UNDECIDED
+    near = [2.01, 2.02, 2.0]
+    assert Comparison(EQUAL, "a", "b", near, [2.0, 2.02, 1.98], "m").outcome == SUPPORTS  # within 10 % of 2
+    assert Comparison(EQUAL, "a", "b", low, high, "m").outcome == CONTRADICTS  # 1 apart, δ = 0.2
+    assert Comparison(EQUAL, "a", "b", [1.5, 2.5, 2.0], high, "m").outcome == UNDECIDED
+    # higher is better: 0.90 is more than 2 points below 0.95 -> contradicts non-inferiority
+    acc = [0.95, 0.951, 0.949]
+    assert Comparison(NOT_WORSE, "a", "b", [0.90, 0.901, 0.899], acc, "k", 0.02, True).outcome == CONTRADICTS
+    assert Comparison(NOT_WORSE, "a", "b", [0.96, 0.961, 0.959], acc, "k", 0.02, True).outcome == SUPPORTS
+
+
+def test_verdicts_and_trends():
+    low, mid, high = [1.0, 1.1, 0.9], [1.5, 1.6, 1.4], [2.0, 2.1, 1.9]
+    assert verdict(trend([("x1", high), ("x2", mid), ("x3", low)], "m", decreasing=True)) == HOLDS
+    assert verdict(trend([("x1", low), ("x2", mid), ("x3", high)], "m", decreasing=True)) == FAILS
+    # ends in the claimed direction, a neighbouring pair reversed significantly: contradicted
+    assert verdict(trend([("x1", high), ("x2", [0.5, 0.55, 0.45]), ("x3", low)], "m", decreasing=True)) == FAILS
+    # ends in the claimed direction, a neighbouring pair undecided: still holds (guards only contradict)
+    assert verdict(trend([("x1", high), ("x2", [1.9, 2.2, 1.8]), ("x3", low)], "m", decreasing=True)) == HOLDS
+    assert verdict([Comparison(LESS, "a", "b", low, high, "m"), Comparison(LESS, "a", "b", [1, 3, 2], [2, 1, 3], "m")]) \
+        == INCONCLUSIVE
+    assert verdict([]) == NOT_RUN and verdict([Comparison(LESS, "a", "b", [], high, "m")]) == NOT_RUN
+
+
+# ------------------------------------------------------------------------------ sharing runs
+
+
+def _run_folder(path: Path, state: str) -> None:
+    path.mkdir(parents=True)
+    (path / "status.json").write_text(json.dumps({"state": state}))
+    (path / "config.json").write_text("{}")
+    (path / "checkpoint.pt").write_bytes(b"x")
+
+
+def test_done_runs_are_copied_between_studies_without_checkpoints(tmp_path):
+    results = tmp_path / "results"
+    _run_folder(results / "lambda" / "aaaaaaaaaaaa", "done")
+    _run_folder(results / "lambda" / "bbbbbbbbbbbb", "running")
+    sweep = SimpleNamespace(name="temperature", runs=[SimpleNamespace(id=i) for i in
+                                                      ("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc")])
+    assert reuse_done_runs(sweep, results) == 1
+    copied = results / "temperature" / "aaaaaaaaaaaa"
+    assert (copied / "status.json").is_file() and not (copied / "checkpoint.pt").exists()
+    assert not (results / "temperature" / "bbbbbbbbbbbb").exists()  # not done: trained by its own study
+    assert reuse_done_runs(sweep, results) == 0  # already there
+
+
+def test_bad_command_lines_exit_2(capsys):
+    assert reproduce_main(["--only", "temprature"]) == 2
+    assert "did you mean 'temperature'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ end to end, tiny
+
+
+TINY = ["data.name=digits", "data.train_limit=64", "data.test_limit=64", "train.epochs=1", "eval.num_samples=32",
+        "eval.swd.num_images=32"]
+TINY_BY_STUDY = {
+    "synthetic_latent": ["data.num_points=64", "train.epochs=2"],
+    "mnist_tsne": ["data.name=digits", "data.train_limit=64", "data.test_limit=64", "train.epochs=1",
+                   "eval.artifacts.tsne_points=40"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    """Every study of `make reproduce`, in its order, on a tiny setting (digits, 64 images, one
+    epoch, the debug executor), sharing done runs between studies as `make reproduce` does."""
+    results = tmp_path_factory.mktemp("reproduce") / "results"
+    results.mkdir()
+    outcome = {}
+    for study in STUDIES:
+        sets = TINY_BY_STUDY.get(study, TINY)
+        args = [str(ROOT / "sweeps" / f"{study}.yaml"), *[x for s in sets for x in ("--set", s)]]
+        sweep = load_sweep(args[0], sets)
+        reused = reuse_done_runs(sweep, results)
+        code = sweep_main([*args, "--executor", "debug", "--results", str(results)])
+        outcome[study] = (code, len(sweep.runs), reused)
+    return results, outcome
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_runs_end_to_end_on_a_tiny_setting(tiny_results, study):
+    results, outcome = tiny_results
+    code, n, _ = outcome[study]
+    assert code == 0
+    states = [json.loads((p / "status.json").read_text())["state"] for p in (results / study).iterdir()
+              if (p / "status.json").is_file()]
+    assert len(states) == n and set(states) == {"done"}
+
+
+def test_studies_share_their_centre_point(tiny_results):
+    _, outcome = tiny_results
+    assert outcome["lambda"][2] == 0 and outcome["temperature"][2] == 9  # λ × seeds of τ = 0.1 from lambda
+    assert outcome["methods"][2] == 3  # the MoCA centre point, one per seed
+
+
+def test_the_report_is_written_from_the_run_folders(tiny_results, tmp_path):
+    results, _ = tiny_results
+    out = tmp_path / "REPRODUCTION.md"
+    text = write_report(results, out)
+    assert out.read_text() == text
+    assert "## Statistical rule" in text and "Welch" in text
+    for claim in CLAIMS + DIAGNOSIS:
+        assert f"### {claim.id}" in text
+    # verdicts come from the runs: every claim whose metrics the tiny runs logged has run folders listed
+    assert f"`{results / 'lambda'}/" in text and f"`{results / 'convergence'}/" in text
+    verdicts = [line.split("| **")[1].split("**")[0] for line in text.splitlines() if "| **" in line]
+    assert verdicts and set(verdicts) <= {HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, "measurement"}
