@@ -18,6 +18,7 @@ STUDIES = [
     "synthetic_latent",  # Fig. 2 (left), the paper's own scale (about 2 minutes)
     "lambda",  # Figs. 3 and 8
     "convergence",  # Fig. 2 (right)
+    "convergence_matched",  # Fig. 2 (right) diagnosis: λ on each method's own scale
     "methods",  # Tables 1-2
     "momentum",  # Table 3
     "queue",  # Table 5
@@ -25,5 +26,4 @@ STUDIES = [
     "latent_dim",  # Fig. 4
     "input_size",  # Fig. 9 / Table 4
     "mnist_tsne",  # Fig. 7
-    "convergence_matched",  # Fig. 2 (right) diagnosis: λ on each method's own scale
 ]

@@ -341,7 +341,7 @@ def _table5_stable(ctx: Ctx) -> None:
     ctx.out.numbers.append(ctx.number("FID K=3700", mid))
 
 
-SHORT = "628 steps on 10,000 MNIST images with a 16-channel convnet (paper: 50k-500k steps, CIFAR-10/CelebA, A1/A2)"
+SHORT = "468 steps on 10,000 MNIST images with a 16-channel convnet (paper: 50k-500k steps, CIFAR-10/CelebA, A1/A2)"
 
 CLAIMS: list[Claim] = [
     Claim("fig2_left", "fig2_left", "Fig. 2 (left): latent matching alone",
@@ -353,7 +353,7 @@ CLAIMS: list[Claim] = [
     Claim("fig2_right_early", "fig2_right", "Fig. 2 (right): faster convergence (image SWD)",
           "at epoch 5 (5 % of training) MoCA's image SWD is below WAE-MMD's for every λ",
           "image SWD at the first evaluation at or after 5 % of training: MoCA lower than WAE-MMD at each λ",
-          ("convergence",), "MNIST, small convnet, 942 steps, SWD on 500 images at one pyramid level (paper: "
+          ("convergence",), "MNIST, small convnet, 780 steps, SWD on 500 images at one pyramid level (paper: "
           "CIFAR-10, A2, 100 epochs, 10,000 images)", _fig2_right_early("image_swd")),
     Claim("fig2_right_early_fid", "fig2_right", "Fig. 2 (right): faster convergence (domain FID)",
           "(the same claim measured with the domain FID instead of image SWD)",
@@ -383,7 +383,7 @@ CLAIMS: list[Claim] = [
           "MoCA learns class clusters similar to the hyperspherical VAE",
           "kNN accuracy of test latents (k-NN against training latents): MoCA not worse than the S-VAE by more "
           "than 2 points, at each λ", ("mnist_tsne",),
-          "10,000 images, 8 epochs (paper: 60,000, 25 epochs); the class structure as a kNN accuracy, where the "
+          "10,000 images, 5 epochs (paper: 60,000, 25 epochs); the class structure as a kNN accuracy, where the "
           "paper shows t-SNE maps only", _fig7),
     Claim("fig8", "fig8", "Fig. 8: larger λ, lower reconstruction error",
           "larger λ reduces the final reconstruction loss", "final test reconstruction error falls as λ grows "
