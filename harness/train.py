@@ -24,6 +24,7 @@ from harness.atomic import append_jsonl, read_json, read_jsonl, write_json, writ
 from harness.config import ConfigError, RunConfig, config_from_dict, load_config, same_run
 from harness.datasets import DatasetMissing
 from harness.provenance import code_version, package_versions, process_info
+from harness.tracking import build_trackers
 from harness.trainer import Diverged, Trainer
 
 CONFIG, STATUS, METRICS, CHECKPOINT, ERROR = "config.json", "status.json", "metrics.jsonl", "checkpoint.pt", "error.txt"
@@ -88,6 +89,21 @@ class RunFolder:
             write_jsonl(path, [])
 
 
+def epoch_lines(cfg: RunConfig) -> bool:
+    """One status line per epoch on stderr when no progress bar is shown there: with
+    ``train.progress: auto`` off a terminal (a log file, a batch job)."""
+    return cfg.train.progress == "auto" and not sys.stderr.isatty()
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    """``epoch 3/8: loss=12.3 recon=11.9 reg=0.04 image_swd=812 (4.1 s)``."""
+    skip = {"epoch", "step", "lr", "epoch_time_s", "eval_time_s"}
+    values = " ".join(f"{k}={v:.4g}" for k, v in row.items()
+                      if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool))
+    took = f" ({row['epoch_time_s']:.1f} s)" if isinstance(row.get("epoch_time_s"), (int, float)) else ""
+    return f"epoch {row['epoch']}/{epochs}: {values}{took}"
+
+
 def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -> str:
     """Start or resume the run of ``cfg`` in ``run_dir``; return its final state.
 
@@ -108,7 +124,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
         finished_at=None, reason=None, seed=cfg.seed, code_version=code_version(),
         packages=package_versions(), **process_info(),
     )
-    trainer = None
+    trainer, trackers, last = None, [], {}
     try:
         trainer = Trainer(cfg, folder.path)
         ckpt = folder.file(CHECKPOINT)
@@ -118,8 +134,19 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
             folder.file(METRICS).unlink(missing_ok=True)
         folder.truncate_metrics(trainer.epoch)
 
+        trackers = build_trackers(cfg, folder.path, trainer.epoch)
+        say = epoch_lines(cfg)
+
         def on_epoch(row: dict) -> None:
             append_jsonl(folder.file(METRICS), row)
+            last.update(row)
+            for t in trackers:
+                t.log_epoch(row)
+                if trainer.images:
+                    t.log_images(trainer.images, row["epoch"])
+            trainer.images = {}
+            if say:
+                print(epoch_line(row, cfg.train.epochs), file=sys.stderr, flush=True)
 
         def on_checkpoint() -> None:
             trainer.save_checkpoint(ckpt)
@@ -137,6 +164,11 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
         if not quiet_errors:
             traceback.print_exc()
         state, extra = "failed", {"reason": f"{type(e).__name__}: {e}"}
+    for t in trackers:
+        try:
+            t.close(state, last)
+        except Exception as e:  # a tracker never changes the run's outcome
+            print(f"warning: {type(t).__name__}: {type(e).__name__}: {e}", file=sys.stderr)
     progress = {"epoch": trainer.epoch, "step": trainer.step} if trainer is not None else {}
     folder.update_status(state=state, finished_at=_now(), wall_time_s=wall_before + time.time() - start,
                          **progress, **extra)

@@ -132,6 +132,7 @@ class Trainer:
             self.optimizer, lambda e: lr_factor(e, o.lr_decay_every, o.lr_decay_factor, o.lr_decay_until)
         )
         self.evaluators = build_evaluators(cfg, self.data, self.prior, self.device, self.run_dir)
+        self.images: dict = {}  # image grids the evaluators made at the last evaluation (for trackers)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimiser steps
         self._train_x = self._place_data(self.data.train_x)
@@ -209,6 +210,7 @@ class Trainer:
         with torch.no_grad():
             for ev in self.evaluators:
                 out.update(ev(self.model, self.epoch, final))
+                self.images.update(ev.take_images())
         self.model.train()
         out["eval_time_s"] = time.perf_counter() - start
         return out

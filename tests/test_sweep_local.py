@@ -127,7 +127,8 @@ def test_sigkilled_worker_resumes_bitwise_and_nothing_else_reruns(tmp_path, tiny
 def test_failed_runs_rerun_only_with_retry_failed(tmp_path, tiny_tree, capsys):
     missing = tmp_path / "no-data"
     path = make_sweep(tmp_path, tiny_tree, name="fail", seeds=(0,),
-                      cases=[{"data.name": "synthetic"}, {"data.name": "mnist", "data.root": str(missing)}])
+                      cases=[{"data.name": "synthetic"}, {"data.name": "mnist", "data.root": str(missing),
+                                                                   "data.download": False}])
     results = tmp_path / "results"
     assert run_sweep(path, results, "--executor", "debug") == 1
     err = capsys.readouterr().err
@@ -144,6 +145,19 @@ def test_failed_runs_rerun_only_with_retry_failed(tmp_path, tiny_tree, capsys):
     assert run_sweep(path, results, "--executor", "debug", "--retry-failed") == 1
     assert (failed / "status.json").stat().st_mtime_ns != first[1]
     assert read_status(failed)["state"] == "failed"
+
+
+def test_status_lines_off_a_terminal(tmp_path, tiny_tree, capsys):
+    """Off a terminal (pytest's captured stderr): one line per finished run with its final
+    metrics, and a summary line every --status-every seconds while runs are going."""
+    path = make_sweep(tmp_path, tiny_tree, name="live", epochs=40, seeds=(0, 1))
+    assert run_sweep(path, tmp_path / "results", "--executor", "debug", "--status-every", "0.2") == 0
+    err = capsys.readouterr().err
+    finished = [line for line in err.splitlines() if line.startswith("[") and "/2] " in line]
+    assert len(finished) == 2 and all(": done after 40 epochs, " in line for line in finished)
+    assert finished[0].startswith("[1/2] ") and "seed=0" in finished[0]
+    summaries = [line for line in err.splitlines() if "live: 2 runs: " in line]
+    assert summaries and all(line[0] == "[" and line[9] == "]" for line in summaries)  # [HH:MM:SS]
 
 
 def test_dry_run_writes_nothing(tmp_path, tiny_tree, capsys):

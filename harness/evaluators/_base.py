@@ -22,6 +22,11 @@ class Evaluator(ABC):
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         """Metrics of ``model`` after ``epoch`` epochs (``final``: after the last one)."""
 
+    def take_images(self) -> dict:
+        """Image grids (name -> H×W×3 uint8 array) made by the last call, for the run's
+        trackers (harness/tracking.py); cleared when taken. None by default."""
+        return {}
+
     def encode(self, model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """Latents (on the prior's support) of the items ``x``, in batches, no gradients."""
         out = []

@@ -2,6 +2,12 @@
 
     python -m harness.sweep SWEEP.yaml [--executor local|slurm|debug] [--workers N]
         [--set key=value ...] [--dry-run] [--status] [--no-wait] [--results DIR] [--retry-failed]
+        [--status-every SECONDS]
+
+While it runs: one line per finished run on stderr (state, epochs, wall time, final headline
+metrics), and off a terminal (a log file, a batch job) a summary line every
+``--status-every`` seconds (counts and each running run's epoch); the progress bar only on a
+terminal.
 
 A sweep file with a ``search`` section runs in two stages from the same command: the trials,
 then (in the same invocation once they are all done or diverged, or on a later rerun) the
@@ -17,6 +23,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
+import time
 
 from tqdm import tqdm
 
@@ -27,7 +35,11 @@ from harness.sweep.executors import EXECUTORS, DebugExecutor, Launch, LocalExecu
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
 from harness.sweep.search import resolve_stages, stage_lines, write_record
 from harness.sweep.spec import SweepError, load_sweep
-from harness.sweep.state import FAILED, FINAL, LOG, QUEUED, RUNNING, read_status, read_submitted
+from harness.sweep.state import (
+    FAILED, FINAL, LOG, METRICS, QUEUED, RUNNING, read_status, read_submitted, sweep_states,
+)
+
+HEADLINE = ["fid", "image_swd", "latent_swd", "test_recon", "recon", "loss"]  # shown per finished run
 
 
 def _positive(text: str) -> int:
@@ -53,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="slurm: return once the arrays are submitted")
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed runs (they resume)")
+    p.add_argument("--status-every", type=float, default=60.0, metavar="SECONDS",
+                   help="off a terminal: a summary line every SECONDS (default 60; 0 = none)")
     return p
 
 
@@ -68,19 +82,84 @@ def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[obje
     return SlurmExecutor(sweep.slurm, sweep.name, folder, wait=not args.no_wait), follow
 
 
-def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, Launch]) -> int | None:
-    """Run the launches with a progress bar; an exit status when the sweep must stop here."""
+def finished_line(launch: Launch, state: str, note: str, n: int, total: int, executor: str) -> str:
+    """``[3/12] 1c25d241c178 method=moca,seed=1: done after 8 epochs, 41 s (image_swd=732)``, or
+    ``[4/12] ... : failed: <reason> (after 2 epochs, 9 s) (log: ...)``."""
+    status = read_status(launch.folder) or {}
+    took = []
+    if isinstance(status.get("epoch"), int):
+        took.append(f"after {status['epoch']} epochs")
+    if isinstance(status.get("wall_time_s"), (int, float)):
+        took.append(f"{status['wall_time_s']:.0f} s")
+    line = f"[{n}/{total}] {launch.run.id} {launch.run.name}: {state}"
+    if state in FINAL:
+        final = last_metrics(launch.folder)
+        shown = [f"{k}={final[k]:.4g}" for k in HEADLINE if isinstance(final.get(k), (int, float))][:2]
+        return line + (f" {', '.join(took)}" if took else "") + (f" ({', '.join(shown)})" if shown else "")
+    reason = status.get("reason") if state == FAILED else None
+    detail = "; ".join(str(x).splitlines()[0] for x in (reason, note) if x)
+    log = f" (log: {launch.folder / LOG})" if executor == "local" else ""
+    return line + (f": {detail}" if detail else "") + (f" ({', '.join(took)})" if took else "") + log
+
+
+def last_metrics(folder) -> dict:
+    """The last line of a run's metrics.jsonl ({} when unreadable)."""
+    import json
+
+    try:
+        lines = (folder / METRICS).read_text().splitlines()
+        return json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
+
+
+class StatusReporter:
+    """Every ``every_s`` seconds, one summary line on stderr (counts, and each running run's
+    epoch), from the run folders: a sweep in a log file or a batch job is never silent."""
+
+    def __init__(self, sweep, folder, every_s: float):
+        self.sweep, self.folder, self.every_s = sweep, folder, every_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="sweep-status", daemon=True)
+
+    def line(self) -> str:
+        states = sweep_states(self.folder, [r.id for r in self.sweep.runs])
+        running = [f"{rid} epoch {(st or {}).get('epoch', 0)}/{r.config.train.epochs}"
+                   for r in self.sweep.runs for rid, (state, st) in [(r.id, states[r.id])] if state == RUNNING]
+        stamp = time.strftime("%H:%M:%S")
+        return f"[{stamp}] {summary(self.sweep, states)}" + (f"; running: {', '.join(running)}" if running else "")
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every_s):
+            try:
+                tqdm.write(self.line(), file=sys.stderr)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        if self.every_s > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+
+
+def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, Launch],
+            sweep=None, folder=None) -> int | None:
+    """Run the launches: a line per finished run (on stderr, also off a terminal), a summary
+    every ``--status-every`` seconds off a terminal, a progress bar only on one; an exit
+    status when the sweep must stop here."""
     total = len(launches) + (0 if args.no_wait else len(follow))
-    with tqdm(total=total, desc="runs", unit="run", disable=None, file=sys.stderr) as bar:
+    finished = [0]
+    every = args.status_every if (sweep is not None and not sys.stderr.isatty()) else 0
+    with tqdm(total=total, desc="runs", unit="run", disable=None, file=sys.stderr) as bar, \
+            StatusReporter(sweep, folder, every):
 
         def on_done(launch: Launch, state: str, note: str) -> None:
             bar.update(1)
-            if state not in FINAL:
-                reason = (read_status(launch.folder) or {}).get("reason") if state == FAILED else None
-                detail = "; ".join(x for x in (reason, note) if x)
-                log = f" (log: {launch.folder / LOG})" if args.executor == "local" else ""
-                tqdm.write(f"{launch.run.id} {launch.run.name}: {state}" + (f": {detail}" if detail else "") + log,
-                           file=sys.stderr)
+            finished[0] += 1
+            tqdm.write(finished_line(launch, state, note, finished[0], total, args.executor), file=sys.stderr)
 
         try:
             if follow:
@@ -155,7 +234,7 @@ def run_sweep(args: argparse.Namespace, sweep, folder, states, to_start, selecti
         write_record(sweep, selection, folder, args.sets)
 
     executor, follow = make_executor(args, sweep, folder, states)
-    code = execute(args, executor, launches, follow)
+    code = execute(args, executor, launches, follow, sweep, folder)
     if code is not None:
         return code
     if args.executor == "slurm" and args.no_wait:
