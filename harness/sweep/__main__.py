@@ -145,16 +145,12 @@ class StatusReporter:
         self.stop.set()
 
 
-def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, Launch],
-            sweep=None, folder=None) -> int | None:
-    """Run the launches: a line per finished run (on stderr, also off a terminal), a summary
-    every ``--status-every`` seconds off a terminal, a progress bar only on one; an exit
-    status when the sweep must stop here."""
+def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, Launch]) -> int | None:
+    """Run the launches: a line per finished run (on stderr, also off a terminal), a progress
+    bar only on a terminal; an exit status when the sweep must stop here."""
     total = len(launches) + (0 if args.no_wait else len(follow))
     finished = [0]
-    every = args.status_every if (sweep is not None and not sys.stderr.isatty()) else 0
-    with tqdm(total=total, desc="runs", unit="run", disable=None, file=sys.stderr) as bar, \
-            StatusReporter(sweep, folder, every):
+    with tqdm(total=total, desc="runs", unit="run", disable=None, file=sys.stderr) as bar:
 
         def on_done(launch: Launch, state: str, note: str) -> None:
             bar.update(1)
@@ -234,7 +230,9 @@ def run_sweep(args: argparse.Namespace, sweep, folder, states, to_start, selecti
         write_record(sweep, selection, folder, args.sets)
 
     executor, follow = make_executor(args, sweep, folder, states)
-    code = execute(args, executor, launches, follow, sweep, folder)
+    every = args.status_every if not sys.stderr.isatty() else 0  # on a terminal the progress bar says it
+    with StatusReporter(sweep, folder, every):
+        code = execute(args, executor, launches, follow)
     if code is not None:
         return code
     if args.executor == "slurm" and args.no_wait:
