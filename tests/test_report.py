@@ -25,9 +25,9 @@ HEADER_RGB = (0xDD, 0xE6, 0xF0)  # table.runs th background in harness/report.py
 
 @pytest.fixture
 def sweep(tmp_path):
-    """cifar10_tau_lambda (8 runs): run 2 failed with a reason, run 5 diverged; run 0 has grids."""
-    ids = fabricate(tmp_path, "cifar10_tau_lambda", states={2: "failed", 5: "diverged"})
-    folder = tmp_path / "cifar10_tau_lambda"
+    """paper_temperature (8 runs): run 2 failed with a reason, run 5 diverged; run 0 has grids."""
+    ids = fabricate(tmp_path, "paper_temperature", states={2: "failed", 5: "diverged"})
+    folder = tmp_path / "paper_temperature"
     for i, reason in ((2, "RuntimeError: CUDA out of memory\nsecond line"), (5, "non-finite loss at step 7")):
         status = json.loads((folder / ids[i] / "status.json").read_text())
         (folder / ids[i] / "status.json").write_text(json.dumps({**status, "reason": reason}))
