@@ -37,6 +37,7 @@ import scipy.stats  # noqa: E402
 from harness.figures.base import FigureOut, ItemData, TableOut, config_values, raise_data_error, value_text  # noqa: E402
 from harness.figures.results import SweepResults  # noqa: E402
 from harness.figures.tables import METHOD_NAMES  # noqa: E402
+from harness.sweep.identity import short_labels  # noqa: E402
 from harness.sweep.search import FIXED, SEARCH_FILE, TUNED  # noqa: E402
 from harness.sweep.state import read_json_file  # noqa: E402
 
@@ -105,10 +106,25 @@ def time_curve(values, times, mode: str, grid: np.ndarray, r: int = ORDERINGS, s
     return pd.DataFrame(rows)
 
 
+def methods_of(record: dict) -> list[str]:
+    """The methods in the sweep file's order (older records: as stored)."""
+    stored = list(record["trials"])
+    order = [m for m in record.get("methods", []) if m in stored]
+    return order + [m for m in stored if m not in order]
+
+
+def settings_text(chosen: dict) -> str:
+    """``weight=12.3, optim.lr=0.001, method.lr=0.0005``: short labels unless two would clash."""
+    values = chosen.get("values", {})
+    keys = [k for k in chosen.get("keys", []) if k in values] + [k for k in values if k not in chosen.get("keys", [])]
+    labels = short_labels(keys)
+    return ", ".join(f"{labels[k]}={value_text(values[k])}" for k in keys)
+
+
 def _trials(record: dict) -> dict[str, pd.DataFrame]:
     out = {}
-    for method, rows in record["trials"].items():
-        df = pd.DataFrame(rows)
+    for method in methods_of(record):
+        df = pd.DataFrame(record["trials"][method])
         if not df.empty:
             out[method] = df
     return out
@@ -148,9 +164,12 @@ def _curve_panel(ax, d: ItemData, s: SweepResults, x_of: str) -> list[str]:
             c = time_curve(values, times, mode, grid)
             c = c[c["have"] >= 0.95]
             x = c["time_s"] / 60.0
-        ax.plot(x, c["mean"], color=colors(i % 10), marker="o" if x_of == "trials" and len(c) <= 30 else None,
-                markersize=3, label=f"{method_label(method)} ({len(df)} trials)")
-        ax.fill_between(x, c["low"], c["high"], color=colors(i % 10), alpha=0.15, lw=0)
+        marker = "o" if (x_of == "trials" and len(c) <= 30) or len(c) <= 3 else None
+        ax.plot(x, c["mean"], color=colors(i % 10), marker=marker, markersize=3,
+                drawstyle="default" if x_of == "trials" else "steps-post",
+                label=f"{method_label(method)} ({len(df)} trial{'s' if len(df) != 1 else ''})")
+        ax.fill_between(x, c["low"], c["high"], color=colors(i % 10), alpha=0.15, lw=0,
+                        step=None if x_of == "trials" else "post")
     if x_of == "trials":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of trials (random search)" if x_of == "trials"
@@ -257,14 +276,12 @@ def _sweep_table(s: SweepResults) -> tuple[pd.DataFrame, pd.DataFrame, list[str]
     runs = s.done_runs
     metrics = [metric] + [m for m in ("test_recon",) if m != metric and m in runs.columns]
     rows, tuned_values = [], {}
-    for method in record["trials"]:
+    for method in methods_of(record):
         chosen = record.get("chosen", {}).get(method)
         tuned, fixed = stage_ids(record, TUNED, method), stage_ids(record, FIXED, method)
-        chosen_values = (chosen or {}).get("values", {})
         row = {"method": method_label(method), "method.name": method,
                "trials": len(record["trials"][method]),
-               "selected": ", ".join(f"{k.split('.')[-1]}={value_text(v)}" for k, v in chosen_values.items())
-               or ("base settings" if chosen else "none selected"),
+               "selected": settings_text(chosen or {}) or ("base settings" if chosen else "none selected"),
                f"val {metric}": chosen["value"] if chosen else math.nan}
         for m in metrics:
             for label, ids in (("tuned", tuned), ("fixed", fixed)):

@@ -406,6 +406,7 @@ def search_record(sweep, selection: Selection, stages: dict[str, list[dict]]) ->
     spec = sweep.search
     return {
         "sweep": sweep.name,
+        "methods": spec.methods,  # the file's order (the mappings below may be stored sorted)
         "metric": spec.metric,
         "mode": spec.mode,
         "budget": spec.budget,
@@ -417,7 +418,8 @@ def search_record(sweep, selection: Selection, stages: dict[str, list[dict]]) ->
         "runs": stages,  # run id -> [{stage, method, index}] (a run may serve two stages)
         "trials": {m: [vars(r) for r in rs] for m, rs in selection.trials.items()},
         "chosen": {m: {"id": r.id, "name": r.name, "index": r.index, "value": r.value,
-                       "values": selection.values.get(m, {})} for m, r in selection.chosen.items()},
+                       "values": selection.values.get(m, {}),
+                       "keys": list(selection.values.get(m, {}))} for m, r in selection.chosen.items()},
         "problems": selection.problems,
     }
 
