@@ -299,6 +299,7 @@ def test_cifar10_failed_download_is_one_line(tmp_path, monkeypatch):
         load_dataset(cfg("cifar10", tmp_path, download=True))
     msg = missing_message(e)
     assert "download" in msg and "Error downloading cifar-10-python.tar.gz" in msg
+    assert "<urlopen error>" in msg  # the reason, torchvision's last line, is kept
     assert "MOCA_DATA_ROOT" in msg and "data.root" in msg
 
 

@@ -28,11 +28,14 @@ IMAGE_EXTENSIONS: tuple[str, ...] = tuple(IMG_EXTENSIONS)
 
 
 def one_line(err: BaseException | str) -> str:
-    """The first non-empty line of an error message (torchvision's are often multi-line)."""
-    for line in str(err).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(err).__name__ if isinstance(err, BaseException) else ""
+    """An error message on one line: its first non-empty line, and its last when they differ
+    (torchvision's download errors say what failed first and why last:
+    ``Error downloading x.gz: ... <urlopen error [Errno -2] Name or service not known>``)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__ if isinstance(err, BaseException) else ""
+    first, last = lines[0], lines[-1]
+    return first if len(lines) == 1 else f"{first.rstrip(':')}: ... {last}"
 
 
 def first(x: torch.Tensor | None, limit: int | None) -> torch.Tensor | None:
