@@ -183,7 +183,8 @@ class TrainConfig:
 class FIDConfig:
     """FID / KID through pytorch-fid's Inception network (see harness/metrics/fid.py)."""
 
-    num_samples: int = 10000  # N generated samples and N reference images (paper: 10,000)
+    num_samples: int = 10000  # N generated samples (paper: 10,000)
+    reference_samples: int | None = None  # reference images (first M of the split); None = num_samples
     split: str = "test"  # reference split (the paper uses the test set)
     weights: str | None = None  # local pt_inception-2015-12-05-6726825d.pth; None = pytorch-fid's download
     cache_dir: str = "results/.cache/fid"  # reference statistics, shared by every run
@@ -191,9 +192,15 @@ class FIDConfig:
     kid_subsets: int = 100  # KID: number of subsets (unbiased polynomial-kernel MMD)
     kid_subset_size: int = 1000
     dims: int = 2048  # Inception feature block (pytorch-fid's --dims); 2048 = pool3, the standard FID
+    features: str = "inception"  # inception (paper scale) | lenet (domain network, CPU scale; 128-d)
 
     def check(self, p: str) -> None:
+        from harness.metrics.features import FEATURE_NETS
+
+        require_choice(self.features, f"{p}.features", list(FEATURE_NETS))
         require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
+        require(self.reference_samples is None or self.reference_samples >= 2, f"{p}.reference_samples",
+                self.reference_samples, "null or an integer >= 2")
         require(self.dims in (64, 192, 768, 2048), f"{p}.dims", self.dims, "64, 192, 768 or 2048 (pytorch-fid's --dims)")
         require_choice(self.split, f"{p}.split", ["train", "test"])
         require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
@@ -267,10 +274,14 @@ class RunConfig:
     def check(self, p: str = "") -> None:
         from methods import REGULARIZERS
 
+        from harness.evaluators import EVALUATORS
+
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         require(self.eval.split != "val" or self.data.val_size >= 1, "eval.split", self.eval.split,
                 "test, or val together with data.val_size >= 1 (the validation split is held out of training)")
         REGULARIZERS.get(self.method.name).check_run(self)
+        for name in dict.fromkeys(self.eval.metrics):
+            EVALUATORS.get(name).check_run(self)
 
     def to_dict(self) -> dict:
         out = {}

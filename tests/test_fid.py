@@ -118,6 +118,51 @@ def test_fid_equals_pytorch_fid_command_line(hub, tmp_path, dims):
     assert ours == pytest.approx(cli, rel=1e-3)
 
 
+# ---------------------------------------------------------------------------- Fréchet distance
+
+
+def _pytorch_fid_value(mu1, s1, mu2, s2) -> float:
+    import warnings
+
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SciPy 1.17 deprecates sqrtm's disp (removed in 1.18)
+        return float(calculate_frechet_distance(mu1, s1, mu2, s2))
+
+
+def test_frechet_distance_by_hand():
+    # 1-d: (m1 - m2)^2 + (s1 - s2)^2 for standard deviations s1, s2.
+    assert M.frechet_distance_arrays([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4 + 1, abs=1e-12)
+    # Commuting (diagonal) covariances: sum of (sqrt a - sqrt b)^2, singular ones included.
+    a, b = np.array([4.0, 1.0, 0.0, 2.0]), np.array([1.0, 1.0, 3.0, 0.0])
+    expected = ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
+    assert M.frechet_distance_arrays(np.zeros(4), np.diag(a), np.zeros(4), np.diag(b)) == pytest.approx(expected, rel=1e-12)
+    # Identical statistics: 0 up to rounding (the square roots of the ~1e-16 eigenvalues of a
+    # rank-deficient covariance, N < d), relative to the scale tr Σ.
+    x = np.random.default_rng(0).normal(size=(5, 16))
+    st = M.FeatureStats.from_features(x)
+    assert abs(M.frechet_distance(st, st)) < 1e-6 * np.trace(st.sigma)
+    with pytest.raises(ValueError, match="mismatching shapes"):
+        M.frechet_distance_arrays(np.zeros(3), np.eye(3), np.zeros(2), np.eye(2))
+
+
+def test_frechet_distance_equals_pytorch_fid_within_1e_6(hub):
+    """The test cases of this file (the images of the command-line comparison, 64-d Inception
+    features, N = 12 < d: singular covariances) and larger feature sets."""
+    net = M.load_fid_network(dims=64)
+    cases = [(M.inception_features(smooth_images(12, seed=1), net), M.inception_features(smooth_images(12, shift=0.15, seed=2), net)),
+             (M.inception_features(smooth_images(6, channels=1, size=16, seed=1), net),
+              M.inception_features(smooth_images(6, channels=1, size=16, seed=3), net))]
+    rng = np.random.default_rng(0)
+    for n, d, shift in [(200, 64, 0.1), (2000, 256, 0.02), (50, 8, 0.01)]:
+        cases.append((np.abs(rng.normal(size=(n, d))), np.abs(rng.normal(size=(n, d))) * 1.1 + shift))
+    for a, b in cases:
+        sa, sb = M.FeatureStats.from_features(a), M.FeatureStats.from_features(b)
+        expected = _pytorch_fid_value(sa.mu, sa.sigma, sb.mu, sb.sigma)
+        assert M.frechet_distance(sa, sb) == pytest.approx(expected, rel=1e-6)
+
+
 # ---------------------------------------------------------------------------- weights
 
 

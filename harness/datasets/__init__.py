@@ -7,6 +7,9 @@ N×D), so the training loop indexes tensors and does no per-item Python work.
 
 from __future__ import annotations
 
-from harness.datasets._base import DATA_ROOT_ENV, DATASETS, DataBundle, DatasetMissing, data_root, load_dataset
+from harness.datasets._base import (
+    DATA_ROOT_ENV, DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, dataset_kind, load_dataset,
+)
 
-__all__ = ["DATASETS", "DATA_ROOT_ENV", "DataBundle", "DatasetMissing", "data_root", "load_dataset"]
+__all__ = ["DATASETS", "DATA_ROOT_ENV", "DataBundle", "DatasetKind", "DatasetMissing", "data_root", "dataset_kind",
+           "load_dataset"]

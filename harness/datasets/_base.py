@@ -114,6 +114,21 @@ def hold_out_validation(bundle: DataBundle, size: int, seed: int) -> DataBundle:
         val_x=pick(bundle.train_x, val_idx), val_y=pick(bundle.train_y, val_idx))
 
 
+@dataclass(frozen=True)
+class DatasetKind:
+    """What a dataset holds, known before it is loaded (config validation uses it): images
+    or vectors, and whether items carry one class label each (kNN accuracy, the ``lenet``
+    feature network). A loader declares it as its ``kind`` attribute."""
+
+    image: bool
+    class_labels: bool
+
+
+def dataset_kind(name: str) -> DatasetKind:
+    """The :class:`DatasetKind` that the loader registered as ``name`` declares."""
+    return DATASETS.get(name).kind
+
+
 def load_dataset(data_cfg, seed: int = 0) -> DataBundle:
     bundle = DATASETS.get(data_cfg.name)(data_cfg, seed)
     return hold_out_validation(bundle, getattr(data_cfg, "val_size", 0) or 0, getattr(data_cfg, "val_seed", 0))

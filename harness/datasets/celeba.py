@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import CelebA
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
 from harness.datasets._images import (
     cached,
     centre_square,
@@ -85,3 +85,6 @@ def load_celeba(data_cfg, seed: int = 0) -> DataBundle:
     train = load_part(root, "train", data_cfg.train_limit, size, data_cfg.download)
     test = load_part(root, "test", data_cfg.test_limit, size, data_cfg.download)
     return make_bundle("celeba", data_cfg, train["images"], test["images"], train["attr"], test["attr"])
+
+
+load_celeba.kind = DatasetKind(image=True, class_labels=False)  # 40 binary attributes, not one class

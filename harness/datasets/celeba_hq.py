@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
 from harness.datasets._images import (
     IMAGE_EXTENSIONS,
     cached,
@@ -89,3 +89,6 @@ def load_celeba_hq(data_cfg, seed: int = 0) -> DataBundle:
     train_x = _load_split(root, "train", files[:n_train], len(files), data_cfg.train_limit, size)
     test_x = _load_split(root, "test", files[n_train:], len(files), data_cfg.test_limit, size)
     return make_bundle("celeba_hq", data_cfg, train_x, test_x)
+
+
+load_celeba_hq.kind = DatasetKind(image=True, class_labels=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torchvision.datasets import CIFAR10
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
 from harness.datasets._images import make_bundle, one_line
 
 
@@ -43,3 +43,6 @@ def load_cifar10(data_cfg, seed: int = 0) -> DataBundle:
     train_x, train_y = _split(train)
     test_x, test_y = _split(test)
     return make_bundle("cifar10", data_cfg, train_x, test_x, train_y, test_y)
+
+
+load_cifar10.kind = DatasetKind(image=True, class_labels=True)

@@ -23,7 +23,7 @@ import torch
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import check_integrity
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
 from harness.datasets._images import make_bundle, one_line
 
 GZ_NAMES = ", ".join(name for name, _ in MNIST.resources)
@@ -86,3 +86,6 @@ def load_mnist(data_cfg, seed: int = 0) -> DataBundle:
     return make_bundle(
         "mnist", data_cfg, train.data.unsqueeze(1), test.data.unsqueeze(1), train.targets, test.targets
     )
+
+
+load_mnist.kind = DatasetKind(image=True, class_labels=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.datasets._base import DATASETS, DataBundle
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind
 from harness.seeding import make_generator
 
 
@@ -26,3 +26,6 @@ def load_synthetic(data_cfg, seed: int) -> DataBundle:
     if data_cfg.test_limit:
         test = test[: data_cfg.test_limit]
     return DataBundle("synthetic", train_x=train, test_x=test)
+
+
+load_synthetic.kind = DatasetKind(image=False, class_labels=False)

@@ -18,6 +18,11 @@ class Evaluator(ABC):
         self.cfg, self.data, self.prior, self.device = cfg, data, prior, device
         self.run_dir = run_dir  # where artifacts (images, plots) go; None = do not write
 
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        """Requirements on the rest of the run config (e.g. an image dataset), checked during
+        config validation, before anything starts; raise ``ConfigError`` (one line)."""
+
     @abstractmethod
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         """Metrics of ``model`` after ``epoch`` epochs (``final``: after the last one)."""

@@ -7,14 +7,22 @@ The paper computes FID on the test set with 10,000 samples (docs/paper.md). Here
   stream ``derive_seed(eval.seed, "fid")`` (every epoch and every run with the same
   ``eval.seed`` decodes the same z), decoded by g, quantised as saved images (clamp, ×255,
   round to uint8);
-* reference: the first min(N, |split|) images of ``c.split`` at the data's resolution; their
+* reference: the first min(M, |split|) images of ``c.split`` at the data's resolution, M =
+  ``c.reference_samples`` (default N; e.g. 5,000 samples against all 10,000 test images); their
   statistics come from the shared cache ``c.cache_dir`` (computed by the first run that needs
   them, see :mod:`harness.metrics.fid`).
 
+With ``c.features`` = ``inception`` (default) the features are pytorch-fid's Inception
+network's (``c.dims``); with ``lenet`` they are the 128-d penultimate layer of the domain
+classifier trained by the harness and cached under ``data.root``
+(:mod:`harness.metrics.lenet`; needs a labelled image dataset, checked at config validation).
+The metric keys are the same in both spaces, so a result's feature space is read from its
+provenance file: never put values of two feature spaces in one table or curve.
+
 Returns ``fid``, ``kid``, ``kid_std`` (over ``c.kid_subsets`` subsets) and ``fid_n`` (N). The
-rest of what the values depend on (reference N and split, feature dims, weights sha256,
-library versions, cache file) goes to ``<run_dir>/fid_provenance.json``, since metrics.jsonl
-holds numbers only.
+rest of what the values depend on (feature network name, dims, weights sha256, test accuracy
+of the domain network, reference N and split, library versions, cache file) goes to
+``<run_dir>/fid_provenance.json``, since metrics.jsonl holds numbers only.
 """
 
 from __future__ import annotations
@@ -28,32 +36,52 @@ from harness.atomic import write_json
 from harness.config import ConfigError
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.metrics import fid as M
+from harness.metrics.features import load_feature_net
 from harness.provenance import package_versions
 from harness.seeding import derive_seed, make_generator
 
 PROVENANCE_FILE = "fid_provenance.json"
 
 
+def check_image_features(cfg, metric: str, features: str, key: str) -> None:
+    """Config-time checks shared by the image metrics: an image dataset, and class labels
+    when the feature space is the domain classifier's."""
+    from harness.datasets import dataset_kind
+
+    kind = dataset_kind(cfg.data.name)
+    if not kind.image:
+        raise ConfigError("eval.metrics", f"'{metric}' needs an image dataset; {cfg.data.name} holds vectors")
+    if features == "lenet" and not kind.class_labels:
+        raise ConfigError(key, f"'lenet' is trained on class labels and {cfg.data.name} has none; "
+                               "allowed: inception")
+
+
 @EVALUATORS.register("fid")
 class FIDEvaluator(Evaluator):
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        check_image_features(cfg, "fid", cfg.eval.fid.features, "eval.fid.features")
+
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)
         if not data.is_image:
             raise ConfigError("eval.metrics", f"'fid' needs an image dataset; {data.name} holds vectors")
         c = self.fcfg = cfg.eval.fid
-        self.network = M.load_fid_network(c.weights, c.dims, device)  # fails fast on missing weights
-        ref_images = (data.test_x if c.split == "test" else data.train_x)[: c.num_samples]
+        # fails fast on missing Inception weights; trains the domain network on first use
+        self.network = load_feature_net(c.features, cfg, data, device, c.batch_size)
+        n_ref = c.num_samples if c.reference_samples is None else c.reference_samples
+        ref_images = (data.test_x if c.split == "test" else data.train_x)[:n_ref]
         cache = M.reference_cache_path(c.cache_dir, data.name, c.split, ref_images,
-                                       self.network.weights_sha256, c.dims)
-        self.reference, from_cache = M.reference_statistics(ref_images, self.features, cache, c.dims)
+                                       self.network.weights_sha256, self.network.dims)
+        self.reference, from_cache = M.reference_statistics(ref_images, self.features, cache,
+                                                            self.network.dims)
         self.z = prior.sample(c.num_samples, generator=make_generator(cfg.eval.seed, "fid"))
         self.kid_seed = derive_seed(cfg.eval.seed, "fid", "kid")
         if run_dir is not None:
             write_json(Path(run_dir) / PROVENANCE_FILE, {
+                **self.network.provenance(), "caption": self.network.caption(),
                 "n_generated": c.num_samples, "n_reference": len(ref_images), "split": c.split,
-                "dataset": data.name, "image_shape": list(data.item_shape), "dims": c.dims,
-                "weights_path": str(self.network.weights_path),
-                "weights_sha256": self.network.weights_sha256,
+                "dataset": data.name, "image_shape": list(data.item_shape),
                 "weights_are_official": self.network.weights_sha256 == M.FID_WEIGHTS_SHA256,
                 "reference_cache": str(cache), "reference_read_from_cache": from_cache,
                 "kid_subsets": c.kid_subsets,
@@ -63,7 +91,7 @@ class FIDEvaluator(Evaluator):
             })
 
     def features(self, images: torch.Tensor):
-        return M.inception_features(images, self.network, self.fcfg.batch_size, self.device)
+        return self.network.extract(images)
 
     def generate(self, model) -> torch.Tensor:
         """The decoded, quantised (uint8) images of the fixed prior draws."""

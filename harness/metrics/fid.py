@@ -3,12 +3,14 @@
 * **FID** (Heusel et al. 2017; the paper's Tables 1-5 and Figs. 4, 9, 10): the Fréchet
   distance between Gaussians fitted to the 2048-d pool features of the FID Inception network
   of generated and reference images. The network is pytorch-fid's
-  ``InceptionV3([block], use_fid_inception=True)``, the distance is its
-  ``calculate_frechet_distance``, and :func:`inception_features` follows its
+  ``InceptionV3([block], use_fid_inception=True)``, and :func:`inception_features` follows its
   ``get_activations`` step for step (uint8 → float32 ``/255`` as ``ToTensor`` does for a PNG,
   the network resizes to 299×299 bilinearly and rescales to [−1, 1], spatial average pooling
   for the smaller ``dims``, float64 array), so the numbers equal those of
-  ``python -m pytorch_fid`` on the same images saved as PNG files (tests/test_fid.py).
+  ``python -m pytorch_fid`` on the same images saved as PNG files (tests/test_fid.py). The
+  distance itself is :func:`frechet_distance_arrays`, pytorch-fid's formula with the trace
+  term from symmetric eigendecompositions instead of ``scipy.linalg.sqrtm`` (same value within
+  1e-6 relative, 20-60× faster at 2048 dimensions, and independent of SciPy's ``disp``).
 * **KID** (Bińkowski et al. 2018, "Demystifying MMD GANs", Eq. 4): the unbiased estimate of
   MMD² with the cubic polynomial kernel k(x, y) = (xᵀy/d + 1)³ on the same features,
   averaged (mean and standard deviation) over random subsets, as in their reference code.
@@ -39,7 +41,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_fid import inception as pfid_inception
-from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 
 from harness.atomic import atomic_write
@@ -243,9 +244,49 @@ class FeatureStats:
         return stats
 
 
+def sqrt_psd(sigma: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix through its eigendecomposition
+    (eigenvalues below 0, which are rounding errors of a PSD covariance, count as 0)."""
+    w, u = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (u * np.sqrt(np.clip(w, 0, None))) @ u.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr √(Σ₁Σ₂) for symmetric PSD Σ₁, Σ₂, from two symmetric eigendecompositions.
+
+    Σ₁Σ₂ is similar to the symmetric PSD matrix A = √Σ₁ Σ₂ √Σ₁ (A = √Σ₁ (Σ₁Σ₂) √Σ₁⁻¹ where Σ₁ is
+    invertible, and by continuity otherwise), so both have the same non-negative eigenvalues λᵢ
+    and tr √(Σ₁Σ₂) = Σᵢ √λᵢ. No general (Schur-based) matrix square root is needed, which is
+    what makes this fast and exact for singular covariances (N ≤ d features).
+    """
+    s1 = sqrt_psd(sigma1)
+    a = s1 @ sigma2 @ s1
+    lam = np.linalg.eigvalsh((a + a.T) / 2)
+    return float(np.sqrt(np.clip(lam, 0, None)).sum())
+
+
+def frechet_distance_arrays(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
+                            sigma2: np.ndarray) -> float:
+    """Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂) (Heusel et al. 2017, FID):
+
+        ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁Σ₂)
+
+    in float64 with :func:`trace_sqrt_product`. The value of pytorch-fid's
+    ``calculate_frechet_distance`` (which takes ``scipy.linalg.sqrtm(Σ₁Σ₂, disp=False)``, an
+    argument SciPy 1.18 removes, and costs 20-95 s at 2048 dimensions on this CPU) within
+    1e-6 relative (tests/test_fid.py), in about a second at 2048 dimensions (bench/README.md).
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise ValueError(f"mismatching shapes: mu {mu1.shape}, {mu2.shape}; sigma {sigma1.shape}, {sigma2.shape}")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+
+
 def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
-    """FID between two feature sets: pytorch-fid's ``calculate_frechet_distance``."""
-    return float(calculate_frechet_distance(a.mu, a.sigma, b.mu, b.sigma))
+    """FID between two feature sets (:func:`frechet_distance_arrays` of their statistics)."""
+    return frechet_distance_arrays(a.mu, a.sigma, b.mu, b.sigma)
 
 
 def reference_cache_path(cache_dir: str | Path, dataset: str, split: str, images: torch.Tensor,
@@ -287,9 +328,14 @@ def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     k over all (x, y) pairs."""
     d = x.shape[1]
     m, n = len(x), len(y)
-    kxx = (x @ x.T / d + 1) ** 3
-    kyy = (y @ y.T / d + 1) ** 3
-    kxy = (x @ y.T / d + 1) ** 3
+
+    def kernel(a, b):  # (aᵀb/d + 1)³ in place: a third of the time of ** 3 on 1000×1000
+        k = a @ b.T
+        k /= d
+        k += 1
+        return k * k * k
+
+    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
     return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
                  + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
                  - 2 * kxy.mean())

@@ -1,0 +1,167 @@
+"""The domain feature network ``lenet`` (harness/metrics/lenet.py) and the domain FID.
+
+Fast tests train on scikit-learn's digits (offline, 1,500 images) with a short recipe; the
+MNIST recipe (>= 99% test accuracy) is checked by a slow test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.config import ConfigError, DataConfig, RunConfig, config_from_dict
+from harness.datasets import load_dataset
+from harness.metrics import fid as M
+from harness.metrics import lenet as L
+
+SHORT = {**L.RECIPE, "steps": 40, "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset(DataConfig(name="digits"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(digits, tmp_path_factory):
+    """(data root, network, notices): the short recipe trained once into a fresh cache."""
+    root, notices = tmp_path_factory.mktemp("data_root"), []
+    before = torch.get_rng_state()
+    net = _train(digits, root, notices)
+    assert torch.equal(torch.get_rng_state(), before)  # the run's random streams are untouched
+    return root, net, notices
+
+
+def _train(digits, root, notices, recipe=SHORT):
+    return L.load_or_train(root, "digits", digits.train_x, digits.train_y, digits.test_x, digits.test_y,
+                           recipe=recipe, notice=notices.append)
+
+
+def test_lenet_features_shape_and_resizing():
+    net = L.LeNet(in_channels=3, num_classes=4)
+    for side in (8, 28, 32):
+        assert net.features(torch.rand(2, 3, side, side)).shape == (2, L.FEATURE_DIMS)
+    assert net(torch.rand(2, 3, 28, 28)).shape == (2, 4)
+
+
+def test_cache_is_reused_verified_and_retrained_deterministically_when_corrupt(digits, trained, tmp_path):
+    root, first, first_notices = trained
+    assert len(first_notices) == 1 and "is missing; training it" in first_notices[0]
+    assert "\n" not in first_notices[0]
+    assert first.test_accuracy > 0.8  # 10 classes: chance is 0.1
+    path = first.weights_path
+    assert path.parent == root / L.CACHE_SUBDIR and path.name.startswith("lenet-digits-1x8x8-r")
+    info = json.loads(L.sidecar_path(path).read_text())
+    assert info["weights_sha256"] == L.sha256_file(path) == first.weights_sha256
+    assert info["test_accuracy"] == first.test_accuracy and info["n_train"] == len(digits.train_x)
+
+    # A copy of the cache is reused: no notice, same weights, same features.
+    (tmp_path / L.CACHE_SUBDIR).mkdir()
+    for f in (path, L.sidecar_path(path)):
+        (tmp_path / L.CACHE_SUBDIR / f.name).write_bytes(f.read_bytes())
+    notices: list[str] = []
+    second = _train(digits, tmp_path, notices)
+    assert notices == [] and second.weights_sha256 == first.weights_sha256
+    x = digits.test_x[:7]
+    np.testing.assert_array_equal(L.lenet_features(x, first), L.lenet_features(x, second))
+
+    # One flipped byte: the hash check catches it and the network is retrained, identically.
+    copy = second.weights_path
+    blob = bytearray(copy.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    copy.write_bytes(bytes(blob))
+    third = _train(digits, tmp_path, notices)
+    assert len(notices) == 1 and "corrupt" in notices[0] and "\n" not in notices[0]
+    assert third.weights_sha256 == first.weights_sha256  # deterministic training
+    assert _train(digits, tmp_path, notices).weights_sha256 == first.weights_sha256 and len(notices) == 1
+
+    # Another recipe or other training pixels are another cache entry.
+    assert L.cache_path(root, "digits", digits.train_x, {**SHORT, "steps": 61}) != path
+    assert L.cache_path(root, "digits", 255 - digits.train_x, SHORT) != path
+    assert L.cache_path(root, "digits", digits.train_x, SHORT) == path
+
+
+def test_lenet_features_are_uint8_only(digits, trained):
+    net = trained[1]
+    with pytest.raises(TypeError):
+        L.lenet_features(digits.test_x.float(), net)
+    feats = L.lenet_features(digits.test_x, net, batch_size=50)
+    assert feats.dtype == np.float64 and feats.shape == (len(digits.test_x), 128) and (feats >= 0).all()
+    expected = net.net.features(digits.test_x[:3].float() / 255).double().detach().numpy()
+    np.testing.assert_allclose(feats[:3], expected, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- the fid evaluator
+
+
+class _Decoder(torch.nn.Module):
+    """Decodes z to fixed test images: z's first coordinate picks the image."""
+
+    def __init__(self, images: torch.Tensor):
+        super().__init__()
+        self.images = images.float() / 255
+
+    def forward(self, z):
+        idx = ((z[:, 0] + 1) / 2 * (len(self.images) - 1)).round().long()
+        return self.images[idx]
+
+
+def test_domain_fid_evaluator(digits, trained, tmp_path, monkeypatch):
+    from harness.evaluators.fid import PROVENANCE_FILE, FIDEvaluator
+    from harness.priors import build_prior
+
+    monkeypatch.setattr(L, "RECIPE", SHORT)
+    root, net, _ = trained  # the evaluator finds it in the cache under data.root
+    cfg = config_from_dict({"data": {"name": "digits", "root": str(root)},
+                            "eval": {"metrics": ["fid"], "fid": {"features": "lenet", "num_samples": 200,
+                                                                  "reference_samples": 250, "kid_subsets": 3,
+                                                                  "cache_dir": str(tmp_path / "fid")}}})
+    prior = build_prior("sphere", 4)
+    ev = FIDEvaluator(cfg, digits, prior, torch.device("cpu"), run_dir=tmp_path / "run")
+    prov = json.loads((tmp_path / "run" / PROVENANCE_FILE).read_text())
+    assert prov["features"] == "lenet" and prov["dims"] == 128 and prov["n_reference"] == 250
+    assert prov["weights_sha256"] == net.weights_sha256 and prov["test_accuracy"] == net.test_accuracy
+    assert net.weights_sha256[:12] in prov["caption"] and "lenet" in prov["caption"]
+
+    model = torch.nn.Module()
+    model.decoder = _Decoder(digits.test_x)
+    out = ev(model, epoch=1)
+    gen = ev.generate(model)
+    fg = M.FeatureStats.from_features(L.lenet_features(gen, net))
+    fr = M.FeatureStats.from_features(L.lenet_features(digits.test_x[:250], net))
+    assert out["fid"] == pytest.approx(M.frechet_distance(fg, fr), rel=1e-9) and out["fid_n"] == 200
+
+    # Samples that miss half the classes are farther from the test set than real test images.
+    model.decoder = _Decoder(digits.test_x[digits.test_y < 5])
+    assert ev(model, epoch=2)["fid"] > 2 * out["fid"]
+
+
+def _cfg(tree_eval, data=None):
+    return config_from_dict({"data": data or {"name": "digits"}, "eval": tree_eval})
+
+
+def test_bad_feature_settings_are_refused_at_config_validation():
+    bad = [({"metrics": ["fid"], "fid": {"features": "lenett"}}, None,
+            r"^eval\.fid\.features: got 'lenett' \(did you mean 'lenet'\?\); allowed: inception, lenet$"),
+           ({"metrics": ["fid"], "fid": {"features": "lenet"}}, {"name": "celeba"},
+            r"^eval\.fid\.features: 'lenet' is trained on class labels and celeba has none"),
+           ({"metrics": ["fid"]}, {"name": "synthetic"},
+            r"^eval\.metrics: 'fid' needs an image dataset; synthetic holds vectors$"),
+           ({"metrics": ["fid"], "fid": {"reference_samples": 1}}, None, r"^eval\.fid\.reference_samples: got 1")]
+    for tree, data, pattern in bad:
+        with pytest.raises(ConfigError, match=pattern) as err:
+            _cfg(tree, data)
+        assert "\n" not in str(err.value)
+    cfg = _cfg({"metrics": ["fid"], "fid": {"features": "lenet"}})
+    assert cfg.eval.fid.features == "lenet" and isinstance(cfg, RunConfig)
+
+
+@pytest.mark.slow
+def test_mnist_recipe_reaches_99_percent(tmp_path):
+    data = load_dataset(DataConfig(name="mnist", root=str(Path(__file__).resolve().parents[1] / "data")))
+    net = L.load_or_train(tmp_path, "mnist", data.train_x, data.train_y, data.test_x, data.test_y)
+    assert net.test_accuracy >= 0.99
