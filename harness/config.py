@@ -169,6 +169,13 @@ class TrainConfig:
     num_threads: int | None = None  # torch intra-op threads; None = torch's default (<= MAX_THREADS)
     progress: str = "auto"  # auto (a bar only on a terminal) | on | off
     tensorboard: bool = False  # TensorBoard event files in <run dir>/tensorboard (harness/tracking.py)
+    # speed on accelerators (README "GPU"); none of these changes anything on CPU by default
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 (also on CPU)
+    channels_last: bool | None = None  # NHWC activations; None = on for images on CUDA
+    compile: bool = False  # torch.compile the encoder and decoder
+    check_every: int | None = None  # steps between host checks for a non-finite loss; None = 1 on CPU, 100 on CUDA
+    deterministic: bool = False  # CUDA: deterministic algorithms (bitwise resume), no cudnn autotuning
+    sync_bn: bool = True  # several processes (DDP) on CUDA: SyncBatchNorm (BN over the global batch)
 
     def check(self, p: str) -> None:
         require(self.epochs >= 1, f"{p}.epochs", self.epochs, "an integer >= 1")
@@ -177,6 +184,8 @@ class TrainConfig:
         ok = self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS
         require(ok, f"{p}.num_threads", self.num_threads, f"null or an integer in [1, {MAX_THREADS}]")
         require_choice(self.progress, f"{p}.progress", ["auto", "on", "off"])
+        require_choice(self.precision, f"{p}.precision", ["auto", "fp32", "bf16"])
+        require(self.check_every is None or self.check_every >= 1, f"{p}.check_every", self.check_every, "null or an integer >= 1")
 
 
 @dataclass
@@ -535,7 +544,7 @@ _SAME = object()
 # values before a run's identity is computed or two configs are compared for "same run"
 # (a run moved to a machine with its data elsewhere, or watched in TensorBoard, is the same run).
 EXECUTION_ONLY: dict[str, dict[str, Any]] = {
-    "train": {"num_threads": None, "progress": "auto", "tensorboard": False},
+    "train": {"num_threads": None, "progress": "auto", "tensorboard": False, "check_every": None},
     "data": {"root": None, "download": True},
 }
 

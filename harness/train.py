@@ -8,18 +8,24 @@ epoch) and ``checkpoint.pt`` (every epoch), all atomically. Running the same com
 resumes from the checkpoint, or does nothing when the run is done. A bad config exits with
 status 2 and one line naming the key, before anything is written.
 
+One run on several processes (DDP, :mod:`harness.distributed`): launch the same command
+with ``torchrun --nproc_per_node N -m harness.train ...`` (or under ``srun``); rank 0 writes
+the folder, every rank resumes from its checkpoint.
+
 Python API: :func:`train_run` (used by the sweep executors) and :func:`read_status`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import distributed
 from harness.atomic import append_jsonl, read_json, read_jsonl, write_json, write_jsonl, write_text
 from harness.config import ConfigError, RunConfig, config_from_dict, load_config, same_run
 from harness.datasets import DatasetMissing
@@ -109,8 +115,12 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
 
     The state is ``done``, ``diverged`` (non-finite loss: step and reason in status.json)
     or ``failed`` (an exception: its message in status.json, the traceback in error.txt).
-    A run already ``done`` or ``diverged`` returns at once.
+    A run already ``done`` or ``diverged`` returns at once. In a multi-process run, only
+    rank 0 writes; the other ranks train in step with it (:func:`_train_follower`).
     """
+    dist = distributed.current()
+    if not dist.is_main:
+        return _train_follower(cfg, Path(run_dir))
     folder = RunFolder(run_dir)
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.write_config(cfg)
@@ -121,7 +131,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
     wall_before = float(previous.get("wall_time_s", 0.0))
     folder.update_status(
         state="running", started_at=previous.get("started_at", _now()), resumed_at=_now() if previous else None,
-        finished_at=None, reason=None, seed=cfg.seed, code_version=code_version(),
+        finished_at=None, reason=None, seed=cfg.seed, world_size=dist.world_size,
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"), code_version=code_version(),
         packages=package_versions(), **process_info(),
     )
     trainer, trackers, last = None, [], {}
@@ -175,6 +186,23 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
     return state
 
 
+def _train_follower(cfg: RunConfig, run_dir: Path) -> str:
+    """Rank > 0 of a multi-process run: resume from the same checkpoint as rank 0 and train
+    in step with it (every collective matches), writing nothing."""
+    previous = read_status(run_dir) or {}
+    if previous.get("state") in FINAL_STATES:
+        return previous["state"]
+    trainer = Trainer(cfg, run_dir)  # its DDP wrapper waits for rank 0, which wrote the folder by now
+    ckpt = run_dir / CHECKPOINT
+    if ckpt.exists():
+        trainer.load_checkpoint(ckpt)
+    try:
+        trainer.fit(lambda row: None)
+    except Diverged:
+        return "diverged"
+    return "done"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="run config YAML")
@@ -190,11 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     from harness.config import config_fingerprint
 
     out = Path(args.out) if args.out else Path("results") / "runs" / config_fingerprint(cfg)
+    dist = distributed.init_from_env(cfg.train.device)  # torchrun / srun: join the run's processes
     try:
         state = train_run(cfg, out)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
+    if not dist.is_main:
+        return {"done": 0, "diverged": 3}.get(state, 1)
     status = read_status(out) or {}
     line = f"{state}: {out}"
     if status.get("reason"):

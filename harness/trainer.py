@@ -12,23 +12,39 @@ Reproducibility: the master seed ``cfg.seed`` drives every random stream through
 generator). At the end of every epoch a checkpoint holds the model, optimiser, scheduler,
 regularizer state and all RNG states; a run resumed from it finishes with exactly the same
 weights and metrics as one never interrupted (bitwise on CPU).
+
+Speed on accelerators (README "GPU"; every switch is off on CPU unless forced): bf16
+autocast of the networks' forward passes (losses in fp32), channels-last activations,
+``torch.compile`` of encoder and decoder, the training set resident on the device, and no
+host synchronisation per step: the first step with a non-finite loss is recorded on the
+device (its index and loss terms) and looked at every ``train.check_every`` steps and at the
+end of every epoch, so ``diverged`` still names the exact step and values. On CPU the check
+runs every step, before the optimiser step, as it always did.
+
+Several processes (:mod:`harness.distributed`): each rank trains its slice of every global
+batch through DistributedDataParallel; rank 0 writes the run folder.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
+import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
+from harness import distributed
 from harness.archs import build_autoencoder
 from harness.atomic import atomic_write
-from harness.config import RunConfig, config_from_dict, same_run
+from harness.config import ConfigError, RunConfig, config_from_dict, same_run
 from harness.datasets import DataBundle, load_dataset
 from harness.evaluators import build_evaluators
 from harness.priors import build_prior
@@ -44,10 +60,11 @@ class Diverged(Exception):
         super().__init__(reason)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` is CUDA when available; on CUDA each process of a run uses ``cuda:local_rank``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name, local_rank) if name == "cuda" else torch.device(name)
 
 
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -89,20 +106,46 @@ def _as_tuple(x):
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+class _Forward(nn.Module):
+    """The differentiated part of a step, z = project(f(x)) and x̂ = g(z) (None when
+    ``decode`` is off): the module DistributedDataParallel wraps. Outputs are fp32 (under
+    bf16 autocast the networks compute in bf16, the losses do not)."""
+
+    def __init__(self, model: nn.Module, project: Callable, decode: bool):
+        super().__init__()
+        self.model, self.project, self.decode = model, project, decode
+
+    def forward(self, x: torch.Tensor):
+        z = self.project(self.model.encoder(x).float())
+        return z, (self.model.decoder(z).float() if self.decode else None)
+
+
 class Trainer:
     """Builds everything a run needs from its config and trains it epoch by epoch."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path | None = None, data: DataBundle | None = None):
         self.cfg = cfg
+        t = cfg.train
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.device = resolve_device(cfg.train.device)
-        if cfg.train.num_threads:
-            torch.set_num_threads(cfg.train.num_threads)
+        self.dist = distributed.current()
+        self.device = resolve_device(t.device, self.dist.local_rank)
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        self._configure_backends()
         self.data = data if data is not None else load_dataset(cfg.data, cfg.seed)
         n_train = len(self.data.train_x)
-        self.batch_size = min(cfg.train.batch_size, n_train)
+        self.batch_size = min(t.batch_size, n_train)  # the global batch (all ranks together)
+        if self.batch_size % self.dist.world_size:
+            raise ConfigError("train.batch_size", f"got {self.batch_size}; allowed: a multiple of the "
+                                                  f"{self.dist.world_size} processes of the run")
+        self.local_batch = self.batch_size // self.dist.world_size
         self.steps_per_epoch = n_train // self.batch_size  # drop_last: equal batches (BN, queue)
-        self.total_steps = self.steps_per_epoch * cfg.train.epochs
+        self.total_steps = self.steps_per_epoch * t.epochs
+        on_cuda = self.device.type == "cuda"
+        bf16 = t.precision == "bf16" or (t.precision == "auto" and on_cuda and torch.cuda.is_bf16_supported())
+        self.amp_dtype = torch.bfloat16 if bf16 else None
+        self.channels_last = self.data.is_image and (t.channels_last if t.channels_last is not None else on_cuda)
+        self.check_every = t.check_every or (100 if on_cuda else 1)
 
         torch.manual_seed(derive_seed(cfg.seed, "torch"))
         self.prior = build_prior(cfg.model.prior, cfg.model.latent_dim)
@@ -111,6 +154,14 @@ class Trainer:
             torch.manual_seed(derive_seed(cfg.seed, "model_init"))
             self.model = build_autoencoder(cfg.model, self.data.item_shape,
                                            method.extra_outputs(cfg.method.params)).to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.dist.enabled and t.sync_bn and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+            if on_cuda:  # before the regularizer copies the encoder: MoCA's key encoder syncs too
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            else:
+                warnings.warn("train.sync_bn: PyTorch has no SyncBatchNorm on CPU; batch norm uses each "
+                              "process's local batch", stacklevel=2)
         self.regularizer = method(
             cfg.method.params,
             RegularizerContext(
@@ -121,9 +172,22 @@ class Trainer:
                 total_steps=self.total_steps,
                 generator=make_generator(cfg.seed, "regularizer"),
                 device=self.device,
+                autocast=self.autocast,
+                gather=self.dist.gather,
             ),
         ).to(self.device)
         self.model.latent_map = self.regularizer.latent  # evaluators encode as the method does
+        if self.dist.enabled and self.regularizer.optimizers():
+            raise ConfigError("method.name", f"{cfg.method.name} trains networks of its own, which DDP does not "
+                                             "synchronise; run it in one process")
+        if t.compile:  # in place: parameter names (checkpoints) stay those of the plain modules
+            self.model.encoder.compile()
+            self.model.decoder.compile()
+        self._forward: nn.Module = _Forward(self.model, self.regularizer.latent, not t.latent_only)
+        if self.dist.enabled:
+            self._forward = nn.parallel.DistributedDataParallel(
+                self._forward, device_ids=[self.device.index] if on_cuda else None,
+                find_unused_parameters=t.latent_only)
         o = cfg.optim
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
@@ -131,51 +195,106 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: lr_factor(e, o.lr_decay_every, o.lr_decay_factor, o.lr_decay_until)
         )
-        self.evaluators = build_evaluators(cfg, self.data, self.prior, self.device, self.run_dir)
+        # every rank evaluates (collectives such as SyncBN stay in step); rank 0 writes artifacts
+        self.evaluators = build_evaluators(cfg, self.data, self.prior, self.device,
+                                           self.run_dir if self.dist.is_main else None)
         self.images: dict = {}  # image grids the evaluators made at the last evaluation (for trackers)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimiser steps
         self._train_x = self._place_data(self.data.train_x)
+        # first step whose loss was not finite (-1: none yet) and its (loss, recon, reg)
+        self._bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._bad_values = torch.zeros(3, dtype=torch.float64, device=self.device)
+
+    def _configure_backends(self) -> None:
+        """CUDA determinism (docs: README "GPU"): deterministic algorithms and no cudnn autotuning
+        when ``train.deterministic``, else cudnn picks the fastest kernels (not bitwise stable)."""
+        if not torch.cuda.is_available() or self.device.type != "cuda":
+            return
+        deterministic = self.cfg.train.deterministic
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cuda.matmul.allow_tf32 = not deterministic
+        torch.backends.cudnn.allow_tf32 = not deterministic
+
+    def autocast(self):
+        """The mixed-precision context of network forward passes (a no-op in fp32)."""
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # ------------------------------------------------------------------ data
 
     def _place_data(self, x: torch.Tensor) -> torch.Tensor:
-        """Keep the training set on the accelerator when it is small enough (≤ 2 GB)."""
-        if self.device.type == "cuda" and x.numel() * x.element_size() <= 2 << 30:
-            return x.to(self.device)
+        """Keep the training set on the accelerator when it takes at most a quarter of its memory."""
+        if self.device.type == "cuda":
+            budget = torch.cuda.get_device_properties(self.device).total_memory // 4
+            if x.numel() * x.element_size() <= budget:
+                return x.to(self.device)
+            return x.pin_memory()
         return x
 
     def batches(self, epoch: int):
-        """The batches of ``epoch`` (1-based) in an order fixed by (master seed, epoch)."""
+        """This rank's part of the batches of ``epoch`` (1-based), in an order fixed by (master
+        seed, epoch): rank r of w gets items [r·B/w, (r+1)·B/w) of each global batch of B."""
         g = make_generator(self.cfg.seed, "data_order", epoch)
-        perm = torch.randperm(len(self._train_x), generator=g)
+        perm = torch.randperm(len(self._train_x), generator=g).to(self._train_x.device)  # one copy per epoch
+        lo = self.dist.rank * self.local_batch
         for i in range(self.steps_per_epoch):
-            idx = perm[i * self.batch_size : (i + 1) * self.batch_size].to(self._train_x.device)
-            yield self.data.to_float(self._train_x[idx]).to(self.device, non_blocking=True)
+            start = i * self.batch_size + lo
+            xb = self._train_x[perm[start : start + self.local_batch]]
+            if xb.device != self.device:
+                xb = xb.pin_memory().to(self.device, non_blocking=True)  # uint8 over the bus
+            x = self.data.to_float(xb)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x
 
     # ------------------------------------------------------------------ training
 
     def train_step(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimiser step; returns (loss, recon, reg) as detached tensors."""
-        z = self.regularizer.latent(self.model.encoder(x))  # default: the prior's projection
-        if self.cfg.train.latent_only:
-            recon = z.new_zeros(())
-        else:
-            recon = reconstruction_loss(self.model.decoder(z), x)
+        with self.autocast():
+            z, x_hat = self._forward(x)
+        recon = z.new_zeros(()) if x_hat is None else reconstruction_loss(x_hat, x)
         reg = self.regularizer.loss(z, x)
         loss = recon + self.cfg.method.weight * reg
-        if not torch.isfinite(loss):
-            raise Diverged(
-                self.step,
-                f"non-finite loss at step {self.step} (epoch {self.epoch + 1}): "
-                f"loss={loss.item()}, recon={recon.item()}, reg={reg.item()}",
-            )
+        self._watch(loss, recon, reg)
+        if self.check_every == 1:
+            self.raise_if_diverged()  # before the optimiser step: the weights stay finite
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.regularizer.after_step(z.detach(), x, self.step)
         self.step += 1
         return loss.detach(), recon.detach(), reg.detach()
+
+    @torch.no_grad()
+    def _watch(self, loss: torch.Tensor, recon: torch.Tensor, reg: torch.Tensor) -> None:
+        """Remember, on the device (no synchronisation), the first step with a non-finite loss."""
+        first = (self._bad_step < 0) & ~torch.isfinite(loss)
+        self._bad_step = torch.where(first, self.step, self._bad_step)
+        values = torch.stack([loss.detach(), recon.detach(), reg.detach()]).double()
+        self._bad_values = torch.where(first, values, self._bad_values)
+
+    def raise_if_diverged(self) -> None:
+        """Raise :class:`Diverged` naming the first step (over all ranks) whose loss was not
+        finite, with its loss terms; one host synchronisation."""
+        mine = torch.cat([self._bad_step.double().view(1), self._bad_values]).view(1, 4)
+        rows = self.dist.gather(mine).cpu()  # one row per rank
+        steps = torch.where(rows[:, 0] >= 0, rows[:, 0], torch.inf)
+        rank = int(steps.argmin())
+        if not torch.isfinite(steps[rank]):
+            return
+        step, loss, recon, reg = rows[rank].tolist()
+        step = int(step)
+        where = f" on rank {rank}" if self.dist.enabled else ""
+        self.epoch, self.step = step // self.steps_per_epoch, step  # the run stopped there
+        raise Diverged(step, f"non-finite loss at step {step} (epoch {self.epoch + 1}){where}: "
+                             f"loss={loss}, recon={recon}, reg={reg}")
 
     def train_epoch(self, progress: tqdm | None = None) -> dict:
         """Train one epoch; return its mean losses, lr, step count and duration."""
@@ -191,8 +310,12 @@ class Trainer:
             logs = self.regularizer.logs
             if progress is not None:
                 progress.update(1)
+            if self.check_every > 1 and self.step % self.check_every == 0:
+                self.raise_if_diverged()
+        self.raise_if_diverged()
         self.scheduler.step()
         self.epoch += 1
+        sums = self.dist.sum(sums) / self.dist.world_size  # the mean over ranks = over the global batch
         mean = (sums / max(1, self.steps_per_epoch)).tolist()
         row = {"epoch": self.epoch, "step": self.step, "loss": mean[0], "recon": mean[1], "reg": mean[2],
                "lr": lr, "epoch_time_s": time.perf_counter() - start}

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Callable
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 import torch
 from torch import nn
@@ -44,6 +45,9 @@ class RegularizerContext:
     its parameters); ``project`` maps raw encoder outputs to latents (the prior's
     projection); ``generator`` is this regularizer's own random stream, derived from the
     master seed; ``total_steps`` is T, the total number of optimiser steps of the run.
+    ``autocast()`` is the trainer's mixed-precision context (bf16 on CUDA by default), for
+    networks the regularizer runs itself; ``gather(t)`` concatenates ``t`` over the processes
+    of a multi-GPU run (each sees only its slice of the global batch).
     """
 
     encoder: nn.Module
@@ -53,6 +57,10 @@ class RegularizerContext:
     total_steps: int
     generator: torch.Generator
     device: torch.device
+    # the trainer's mixed-precision context for network forward passes (a no-op in fp32)
+    autocast: Callable[[], ContextManager] = nullcontext
+    # concatenation over the processes of a DDP run of a per-rank tensor (identity in one process)
+    gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
 
 
 class Regularizer(nn.Module, metaclass=ABCMeta):

@@ -38,6 +38,12 @@ Ablation variants (beyond the paper; defaults reproduce MoCA as above):
   batch statistics with its query (computed on the whole batch); the keys are then put
   back in batch order. Without batch-norm layers in the encoder (``small_conv``, ``mlp``)
   it changes nothing but the cost. Requires ``key_encoder: momentum``.
+* One run on several GPUs (DDP): each rank computes the InfoNCE of its slice of the batch
+  against the shared queue, and the keys of every rank are enqueued in rank order (MoCo's
+  ``concat_all_gather``), so the queue is the one a single process with the global batch
+  keeps. Batch norm is synchronised over ranks (SyncBN, ``train.sync_bn``) in the encoder
+  and hence in its momentum copy: key statistics are those of the global batch, exactly as
+  in one process, rather than MoCo's shuffle-BN (which exists to hide per-GPU statistics).
 """
 
 from __future__ import annotations
@@ -180,13 +186,18 @@ class MoCA(Regularizer):
 
     @torch.no_grad()
     def keys(self, x: torch.Tensor) -> torch.Tensor:
-        """Keys of the momentum encoder, its batch-norm in training mode (module docstring)."""
+        """Keys of the momentum encoder, its batch-norm in training mode (module docstring);
+        its forward pass runs under the trainer's autocast, the keys are fp32."""
         self.key_encoder.train()
         if self.config.key_bn == "batch":
-            return self.ctx.project(self.key_encoder(x))
+            with self.ctx.autocast():
+                raw = self.key_encoder(x)
+            return self.ctx.project(raw.float())
         g = self.ctx.generator
         perm = torch.randperm(len(x), generator=g, device=g.device).to(x.device)
-        shuffled = torch.cat([self.key_encoder(part) for part in x[perm].chunk(self.config.key_bn_groups)])
+        with self.ctx.autocast():
+            shuffled = torch.cat([self.key_encoder(part) for part in x[perm].chunk(self.config.key_bn_groups)])
+        shuffled = shuffled.float()
         k = torch.empty_like(shuffled)
         k[perm] = shuffled  # back in batch order
         return self.ctx.project(k)
@@ -216,5 +227,5 @@ class MoCA(Regularizer):
             self.momentum_update(m)
             self.logs = {"momentum": m}
         if self._keys is not None and self.config.negatives == "queue":
-            self.enqueue(self._keys)
+            self.enqueue(self.ctx.gather(self._keys))  # every rank's keys, in rank order
         self._keys = None

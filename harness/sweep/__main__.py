@@ -1,6 +1,7 @@
 """Command line of the sweep engine (docs/sweeps.md).
 
     python -m harness.sweep SWEEP.yaml [--executor local|slurm|debug] [--workers N]
+        [--gpus 0,1] [--workers-per-gpu N]
         [--set key=value ...] [--dry-run] [--status] [--no-wait] [--results DIR] [--retry-failed]
         [--status-every SECONDS]
 
@@ -31,7 +32,9 @@ from tqdm import tqdm
 from harness.sweep.engine import (
     all_final, check_folders, current_states, plan, prepare, print_reasons, print_table, summary,
 )
-from harness.sweep.executors import EXECUTORS, DebugExecutor, Launch, LocalExecutor, SlurmExecutor, default_workers
+from harness.sweep.executors import (
+    EXECUTORS, DebugExecutor, Launch, LocalExecutor, SlurmExecutor, default_workers, gpu_slots,
+)
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
 from harness.sweep.search import resolve_stages, stage_lines, write_record
 from harness.sweep.spec import SweepError, load_sweep
@@ -52,12 +55,27 @@ def _positive(text: str) -> int:
     return value
 
 
+def _gpu_list(text: str) -> list[int]:
+    try:
+        gpus = [int(g) for g in text.split(",")]
+    except ValueError:
+        gpus = []
+    if not gpus or any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: distinct GPU indices such as 0,1")
+    return gpus
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.sweep", description="Run a sweep of training runs.")
     p.add_argument("sweep", help="sweep file (sweeps/<name>.yaml)")
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)")
     p.add_argument("--workers", type=_positive, default=None,
-                   help="local executor: runs at once (default: one per two cores)")
+                   help="local executor: runs at once (default: one per two cores; on GPUs, "
+                        "GPUs x workers per GPU)")
+    p.add_argument("--gpus", type=_gpu_list, default=None,
+                   help="local executor: GPUs to use, e.g. 0,1 (default: the sweep's local.gpus, else all visible)")
+    p.add_argument("--workers-per-gpu", type=_positive, default=None,
+                   help="local executor: runs sharing each GPU (default: the sweep's local.workers_per_gpu, 1)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the base config of every run, or slurm.KEY=VALUE (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the runs and their state; start nothing")
@@ -73,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[object, dict[str, Launch]]:
     """The executor, and (slurm) the runs of earlier submissions still queued, by job id."""
     if args.executor == "local":
-        return LocalExecutor(args.workers or default_workers()), {}
+        slots = local_gpu_slots(args, sweep)
+        return LocalExecutor(args.workers or len(slots) or default_workers(), slots=slots), {}
     if args.executor == "debug":
         return DebugExecutor(folder), {}
     submitted = read_submitted(folder)
@@ -143,6 +162,16 @@ class StatusReporter:
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
+
+
+def local_gpu_slots(args: argparse.Namespace, sweep) -> list[str]:
+    """CUDA_VISIBLE_DEVICES of each concurrent local run; [] on a machine without GPUs."""
+    gpus = args.gpus if args.gpus is not None else sweep.local.gpus
+    if gpus is None:
+        import torch
+
+        gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return gpu_slots(gpus, args.workers_per_gpu or sweep.local.workers_per_gpu)
 
 
 def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, Launch]) -> int | None:

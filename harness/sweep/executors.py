@@ -1,6 +1,8 @@
 """Executors: how the runs of a sweep are started (docs/sweeps.md "Executors").
 
 * ``local``: one worker process per run, at most N at a time, on this machine (no daemon).
+  On a GPU machine each run gets one GPU slot (``CUDA_VISIBLE_DEVICES``), ``workers_per_gpu``
+  slots per GPU, so several small runs share a GPU.
   Processes come from a ``forkserver`` that has already imported torch and the harness, so a
   run starts in milliseconds, and each run is its own process: a crash or a SIGKILL ends that
   run only (a ``ProcessPoolExecutor`` would break as a whole when one worker dies).
@@ -63,12 +65,23 @@ def default_workers() -> int:
 # ---------------------------------------------------------------------------- local
 
 
-class LocalExecutor:
-    """At most ``workers`` runs at once, each in its own process with ``cpus // workers`` threads."""
+def gpu_slots(gpus: list[int], per_gpu: int) -> list[str]:
+    """One ``CUDA_VISIBLE_DEVICES`` value per concurrent run: each GPU ``per_gpu`` times,
+    interleaved (0, 1, 0, 1, ...) so that a partly filled machine spreads over its GPUs."""
+    return [str(g) for _ in range(per_gpu) for g in gpus]
 
-    def __init__(self, workers: int, poll_s: float = 1.0):
-        self.workers = workers
-        self.threads = max(1, available_cpus() // workers)
+
+class LocalExecutor:
+    """At most ``workers`` runs at once, each in its own process with ``cpus // workers`` threads.
+
+    With ``slots`` (from :func:`gpu_slots`), at most one run per slot: a run takes a free
+    slot, trains with ``CUDA_VISIBLE_DEVICES`` set to it, and gives it back when it ends.
+    """
+
+    def __init__(self, workers: int, poll_s: float = 1.0, slots: list[str] | None = None):
+        self.slots = list(slots or [])
+        self.workers = min(workers, len(self.slots)) if self.slots else workers
+        self.threads = max(1, available_cpus() // self.workers)
         self.poll_s = poll_s
 
     def run(self, launches: list[Launch], on_done: OnDone) -> None:
@@ -77,7 +90,9 @@ class LocalExecutor:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["harness.sweep._preload"])
         queue = list(reversed(launches))
+        free = list(self.slots)
         active: dict[int, tuple[multiprocessing.Process, Launch]] = {}
+        slot_of: dict[int, str | None] = {}
         terminated = []
 
         def on_sigterm(signum, frame):  # a kill of the sweep stops its runs too (they resume later)
@@ -91,13 +106,17 @@ class LocalExecutor:
                 while queue and len(active) < self.workers:
                     launch = queue.pop()
                     folder = launch.folder.resolve()
+                    slot = free.pop(0) if self.slots else None
                     proc = ctx.Process(target=local_main, name=f"run-{launch.run.id}",
-                                       args=(str(folder), self.threads, str(folder / LOG), os.getcwd()))
+                                       args=(str(folder), self.threads, str(folder / LOG), os.getcwd(), slot))
                     proc.start()
                     active[proc.sentinel] = (proc, launch)
+                    slot_of[proc.sentinel] = slot
                 for sentinel in multiprocessing.connection.wait(list(active), timeout=self.poll_s):
                     proc, launch = active.pop(sentinel)
                     proc.join()
+                    if slot_of.get(sentinel) is not None:
+                        free.insert(0, slot_of.pop(sentinel))
                     note = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else ""
                     on_done(launch, run_state(launch.folder), note)
         except KeyboardInterrupt:

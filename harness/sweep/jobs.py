@@ -62,14 +62,17 @@ class RunJob(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(RunJob(), run_dir)
 
 
-def local_main(run_dir: str, threads: int, log_path: str, cwd: str) -> None:
+def local_main(run_dir: str, threads: int, log_path: str, cwd: str, gpu: str | None = None) -> None:
     """Body of a local worker process: output goes to the run's log, exit status = state.
 
     ``cwd`` is the sweep's working folder: the worker is forked from a server started
     earlier, perhaps elsewhere, and relative paths of the config (``data.root``) must mean
-    what they mean to the sweep.
+    what they mean to the sweep. ``gpu`` becomes ``CUDA_VISIBLE_DEVICES`` (the forkserver
+    never touched CUDA, so the run's first CUDA call sees only that GPU).
     """
     os.chdir(cwd)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -17,6 +17,7 @@ config and the axes to vary::
       moca: {method.queue_size: 1000}
       mmd: {method.kernel: imq}
     slurm: {partition: gpu, time: 120, gpus_per_node: 1}
+    local: {workers_per_gpu: 4}                    # local executor: runs sharing each GPU
 
 Instead of the axes, a ``search`` section draws the runs at random from a search space per
 method, at an equal budget, and adds the runs of the selected settings once the trials are done
@@ -54,7 +55,7 @@ from harness.config import (
 from harness.registry import suggest
 from harness.sweep.identity import SWEEP_NAME_ALLOWED, PathEscape, inside, run_id, run_name, valid_sweep_name
 
-TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "search", "slurm"]
+TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "search", "slurm", "local"]
 KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 KEY_ALLOWED = "a dotted config key such as method.tau"
 # sbatch options a sweep may add besides the named ones; values end up in `#SBATCH --k=v`
@@ -126,6 +127,29 @@ def parse_slurm(data: Any, sets: list[tuple[list[str], Any]]) -> SlurmConfig:
     return cfg
 
 
+# ---------------------------------------------------------------------------- local block
+
+
+@dataclass
+class LocalConfig:
+    """GPU placement of the local executor (``--gpus`` / ``--workers-per-gpu`` override it)."""
+
+    gpus: list[int] | None = None  # GPU indices to use; None = every visible GPU
+    workers_per_gpu: int = 1  # runs trained at once on each GPU (CPU-scale runs leave a GPU idle)
+
+    def check(self, p: str = "local") -> None:
+        require(self.workers_per_gpu >= 1, f"{p}.workers_per_gpu", self.workers_per_gpu, "an integer >= 1")
+        require(self.gpus is None or (len(self.gpus) > 0 and all(g >= 0 for g in self.gpus)
+                                      and len(set(self.gpus)) == len(self.gpus)),
+                f"{p}.gpus", self.gpus, "null or a list of distinct GPU indices >= 0")
+
+
+def parse_local(data: Any) -> LocalConfig:
+    cfg = from_dict(LocalConfig, data, "local")
+    cfg.check()
+    return cfg
+
+
 # ---------------------------------------------------------------------------- the sweep
 
 
@@ -151,6 +175,7 @@ class Sweep:
     search: Any = None  # the parsed search section (harness.sweep.search.SearchSpec), if any
     # search sweeps: (stage, method) -> run ids, in draw / seed order (a run may be in two groups)
     groups: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    local: LocalConfig = field(default_factory=LocalConfig)
 
 
 @dataclass
@@ -260,12 +285,17 @@ class _Parser:
             section = "--set" if any(e.key == ".".join(["slurm", *p]) for p, _ in slurm_sets) else ""
             raise self.from_config_error(e, section) from None
 
+        try:
+            local = parse_local(doc.get("local"))
+        except ConfigError as e:
+            raise self.from_config_error(e, "") from None
+
         varied_keys = name_keys + [k for k in pm_keys if k not in name_keys]
         if search is not None:
             runs, groups = self.expand_search(search, base, base_sources, per_method, name_keys, varied_keys)
-            return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, search, groups)
+            return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, search, groups, local)
         runs = self.expand(base, base_sources, axes, per_method, name_keys, varied_keys)
-        return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm)
+        return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, local=local)
 
     def parse_sets(self) -> tuple[list, list]:
         base_sets, slurm_sets = [], []
