@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -154,3 +155,44 @@ def test_single_process_collectives_are_identities():
     t = torch.arange(3.0)
     assert d.gather(t) is t and d.sum(t) is t and d.is_main and not d.enabled
     assert distributed.current() == d
+
+
+@pytest.mark.slow
+def test_a_sweep_job_on_two_processes_trains_the_same_run(tmp_path, straight_ddp):
+    """What a SLURM task of a ``slurm.tasks_per_run: 2`` job runs (jobs.run_in_folder, rank 0
+    holding the folder's lock), here under torchrun: the same run as ``harness.train``'s."""
+    tree, ddp = straight_ddp
+    run = tmp_path / "job"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(config_from_dict(tree).to_dict()))
+    code = f"from harness.sweep.jobs import run_in_folder; raise SystemExit(run_in_folder({str(run)!r}) != 'done')"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python",
+           sys.executable, "-c", code]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (a, rows_a), (b, rows_b) = weights_and_metrics(ddp), weights_and_metrics(run)
+    assert rows_a == rows_b
+    for key, value in a["model"].items():
+        assert torch.equal(b["model"][key], value), key
+
+
+def test_slurm_tasks_per_run_renders_one_task_and_gpu_per_process(tmp_path, tiny_tree):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from harness.sweep.executors import slurm_parameters
+    from harness.sweep.spec import SweepError, load_sweep
+
+    def sweep(slurm):
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump({"name": "s", "base": tiny_tree, "grid": {"seed": [0]}, "slurm": slurm}))
+        return load_sweep(path)
+
+    s = sweep({"gpus_per_node": 4, "tasks_per_run": 4, "cpus_per_task": 8})
+    text = _make_sbatch_string(command="python -u x", folder=tmp_path / "%j", map_count=2,
+                               **slurm_parameters(s.slurm, s.name))
+    for line in ["--ntasks-per-node=4", "--gpus-per-node=4", "--cpus-per-task=8", "--nodes=1"]:
+        assert f"#SBATCH {line}\n" in text
+    with pytest.raises(SweepError, match="slurm.gpus_per_node: got 2; allowed: 0 or slurm.tasks_per_run"):
+        sweep({"gpus_per_node": 2, "tasks_per_run": 4})
+    with pytest.raises(SweepError, match="slurm.tasks_per_run: got 0"):
+        sweep({"tasks_per_run": 0})

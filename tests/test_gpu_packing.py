@@ -64,3 +64,35 @@ def test_bad_gpu_list_is_a_usage_error(tmp_path, tiny_tree):
     with pytest.raises(SystemExit) as e:
         main([str(make_sweep(tmp_path, tiny_tree)), "--gpus", "0,x"])
     assert e.value.code == 2
+
+
+def test_a_slurm_group_job_trains_its_runs_at_once_on_the_jobs_gpus(tmp_path, tiny_tree, monkeypatch):
+    """What an array job of ``slurm.runs_per_task: 3`` runs on its node: three runs, each in
+    its own process, spread over the job's GPUs (here CUDA_VISIBLE_DEVICES=3,5; CPU runs)."""
+    import json
+
+    from harness.config import config_from_dict
+    from harness.sweep.jobs import RunGroupJob
+
+    tiny_tree["train"].update(epochs=1, num_threads=1)
+    folders = []
+    for seed in range(3):
+        tiny_tree["seed"] = seed
+        folder = tmp_path / f"run{seed}"
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config_from_dict(tiny_tree).to_dict()))
+        folders.append(str(folder))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.chdir(tmp_path)
+    assert RunGroupJob()(folders) == ["done"] * 3
+    assert [read_status(f)["cuda_visible_devices"] for f in folders] == ["3", "5", "3"]
+    requeued = RunGroupJob().checkpoint(folders)
+    assert isinstance(requeued.function, RunGroupJob) and requeued.args == (folders,)
+
+
+def test_slurm_packing_and_ddp_do_not_mix(tmp_path, tiny_tree):
+    from harness.sweep.spec import SweepError, load_sweep
+
+    path = make_sweep(tmp_path, tiny_tree, slurm={"runs_per_task": 2, "tasks_per_run": 2})
+    with pytest.raises(SweepError, match="slurm.runs_per_task: got 2; allowed: 1 when slurm.tasks_per_run > 1"):
+        load_sweep(path)

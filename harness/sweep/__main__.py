@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[object, dict[str, Launch]]:
+def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[object, dict[str, list[Launch]]]:
     """The executor, and (slurm) the runs of earlier submissions still queued, by job id."""
     if args.executor == "local":
         slots = local_gpu_slots(args, sweep)
@@ -96,8 +96,10 @@ def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[obje
     if args.executor == "debug":
         return DebugExecutor(folder), {}
     submitted = read_submitted(folder)
-    follow = {submitted[r.id]: Launch(r, run_dir(folder, r.id)) for r in sweep.runs
-              if states[r.id][0] in (QUEUED, RUNNING) and r.id in submitted}
+    follow: dict[str, list[Launch]] = {}
+    for r in sweep.runs:  # several runs share a job with slurm.runs_per_task > 1
+        if states[r.id][0] in (QUEUED, RUNNING) and r.id in submitted:
+            follow.setdefault(submitted[r.id], []).append(Launch(r, run_dir(folder, r.id)))
     return SlurmExecutor(sweep.slurm, sweep.name, folder, wait=not args.no_wait), follow
 
 
@@ -174,10 +176,10 @@ def local_gpu_slots(args: argparse.Namespace, sweep) -> list[str]:
     return gpu_slots(gpus, args.workers_per_gpu or sweep.local.workers_per_gpu)
 
 
-def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, Launch]) -> int | None:
+def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, list[Launch]]) -> int | None:
     """Run the launches: a line per finished run (on stderr, also off a terminal), a progress
     bar only on a terminal; an exit status when the sweep must stop here."""
-    total = len(launches) + (0 if args.no_wait else len(follow))
+    total = len(launches) + (0 if args.no_wait else sum(len(g) for g in follow.values()))
     finished = [0]
     with tqdm(total=total, desc="runs", unit="run", disable=None, file=sys.stderr) as bar:
 

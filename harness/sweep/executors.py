@@ -6,8 +6,11 @@
   Processes come from a ``forkserver`` that has already imported torch and the harness, so a
   run starts in milliseconds, and each run is its own process: a crash or a SIGKILL ends that
   run only (a ``ProcessPoolExecutor`` would break as a whole when one worker dies).
-* ``slurm``: submitit job arrays, one task per run, with the resources of the sweep's
-  ``slurm:`` block; arrays larger than the cluster's ``MaxArraySize`` are split.
+* ``slurm``: submitit job arrays, one array job per run, with the resources of the sweep's
+  ``slurm:`` block; arrays larger than the cluster's ``MaxArraySize`` are split. With
+  ``slurm.runs_per_task: N`` an array job trains N runs at once (sharing its GPUs,
+  :class:`~harness.sweep.jobs.RunGroupJob`); with ``slurm.tasks_per_run: N`` one run spans
+  the N tasks of its job (DDP).
 * ``debug``: submitit's ``DebugExecutor``, every run in this process one after the other
   (a failing run opens the debugger, which is the point of it).
 
@@ -143,9 +146,10 @@ _SUBMITIT_NAMED = {"account", "qos", "constraint", "exclude", "nodelist", "comme
 
 def slurm_parameters(cfg: SlurmConfig, job_name: str) -> dict:
     """Keyword arguments of ``submitit.SlurmExecutor.update_parameters`` for one array task
-    per run: one node, one task, ``cpus_per_task`` CPUs."""
+    per run: one node, ``tasks_per_run`` tasks (one process each; several make one DDP
+    run), ``cpus_per_task`` CPUs each."""
     params: dict = {
-        "job_name": job_name, "time": cfg.time, "nodes": 1, "ntasks_per_node": 1,
+        "job_name": job_name, "time": cfg.time, "nodes": 1, "ntasks_per_node": cfg.tasks_per_run,
         "cpus_per_task": cfg.cpus_per_task, "array_parallelism": cfg.array_parallelism,
         "signal_delay_s": cfg.signal_delay_s,
     }
@@ -194,20 +198,25 @@ class SlurmExecutor:
         self.cfg, self.sweep_name, self.sweep_folder, self.wait = cfg, sweep_name, sweep_folder, wait
         self.folder = sweep_folder / SUBMITIT_DIR
 
-    def submit(self, launches: list[Launch]) -> dict[str, Launch]:
-        """Submit the runs; record and return their job ids (``123_4``)."""
+    def submit(self, launches: list[Launch]) -> dict[str, list[Launch]]:
+        """Submit the runs; record and return their job ids (``123_4``) and the runs of each."""
         import submitit
 
-        from harness.sweep.jobs import RunJob
+        from harness.sweep.jobs import RunGroupJob, RunJob
 
         executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.cfg.max_requeues)
         executor.update_parameters(**slurm_parameters(self.cfg, self.sweep_name))
         submitted = read_submitted(self.sweep_folder)
-        jobs: dict[str, Launch] = {}
-        for chunk in chunks(launches, max_array_size()):
-            array = executor.map_array(RunJob(), [str(launch.folder.resolve()) for launch in chunk])
-            jobs.update({job.job_id: launch for job, launch in zip(array, chunk)})
-            submitted.update({launch.run.id: job.job_id for job, launch in zip(array, chunk)})
+        jobs: dict[str, list[Launch]] = {}
+        groups = chunks(launches, self.cfg.runs_per_task)  # the runs of each array job
+        for chunk in chunks(groups, max_array_size()):
+            if self.cfg.runs_per_task == 1:
+                array = executor.map_array(RunJob(), [str(g[0].folder.resolve()) for g in chunk])
+            else:
+                array = executor.map_array(RunGroupJob(), [[str(x.folder.resolve()) for x in g] for g in chunk])
+            for job, group in zip(array, chunk):
+                jobs[job.job_id] = group
+                submitted.update({launch.run.id: job.job_id for launch in group})
             write_json(self.folder / SUBMITTED, submitted)  # after each array: no job goes unrecorded
         return jobs
 
@@ -216,9 +225,9 @@ class SlurmExecutor:
 
         return JobPaths(self.folder / "%j", job_id=job_id).stderr
 
-    def run(self, launches: list[Launch], on_done: OnDone, follow: dict[str, Launch] | None = None) -> None:
-        """Submit ``launches``; when waiting, also follow ``follow`` (job id -> run), the runs
-        of earlier submissions still in the queue."""
+    def run(self, launches: list[Launch], on_done: OnDone, follow: dict[str, list[Launch]] | None = None) -> None:
+        """Submit ``launches``; when waiting, also follow ``follow`` (job id -> its runs), the
+        runs of earlier submissions still in the queue."""
         waiting = dict(follow or {})
         waiting.update(self.submit(launches) if launches else {})
         while self.wait and waiting:
@@ -228,17 +237,17 @@ class SlurmExecutor:
                 raise RuntimeError("squeue failed: cannot follow the submitted jobs "
                                    "(they keep running; check later with --status)")
             left = {job_id: waiting.pop(job_id) for job_id in [j for j in waiting if j not in active]}
-            states = {job_id: run_state(launch.folder) for job_id, launch in left.items()}
-            # a job that left the queue with its run neither finished nor failed: ask sacct how
+            states = {job_id: [run_state(launch.folder) for launch in group] for job_id, group in left.items()}
+            # a job that left the queue with a run neither finished nor failed: ask sacct how
             # it ended (scancel, time-out, node failure, out of memory)
-            ended = slurm_end_states([j for j, state in states.items() if state in (INTERRUPTED, PENDING)])
-            for job_id, launch in left.items():
-                state = states[job_id]
-                if job_id in ended:
-                    record_slurm_ends(launch.folder.parent,
-                                      {launch.run.id: (state, read_status(launch.folder))}, ended)
-                how = f"slurm job {job_id} {ended[job_id]}; " if job_id in ended else ""
-                on_done(launch, state, f"{how}log: {self.log_path(job_id)}")
+            ended = slurm_end_states([j for j, s in states.items() if any(x in (INTERRUPTED, PENDING) for x in s)])
+            for job_id, group in left.items():
+                for launch, state in zip(group, states[job_id]):
+                    if job_id in ended:
+                        record_slurm_ends(launch.folder.parent,
+                                          {launch.run.id: (state, read_status(launch.folder))}, ended)
+                    how = f"slurm job {job_id} {ended[job_id]}; " if job_id in ended else ""
+                    on_done(launch, state, f"{how}log: {self.log_path(job_id)}")
 
 
 # ---------------------------------------------------------------------------- debug

@@ -14,6 +14,7 @@ disk, never from anything pickled at submission time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import submitit
 import torch
 
+from harness import distributed
 from harness.atomic import read_json
 from harness.config import config_from_dict
 from harness.sweep.state import CONFIG, DONE, DIVERGED, FAILED, RUNNING, run_lock
@@ -39,6 +41,9 @@ def run_in_folder(run_dir: str | Path, threads: int | None = None) -> str:
     from harness.train import train_run
 
     run_dir = Path(run_dir)
+    distributed.export_slurm_env()  # several SLURM tasks of one job = one run on several processes
+    if distributed.world_size_from_env() > 1:
+        return _run_distributed(run_dir, threads)
     with run_lock(run_dir) as held:
         if not held:
             print(f"{run_dir}: another process is training this run; nothing done", file=sys.stderr)
@@ -51,6 +56,28 @@ def run_in_folder(run_dir: str | Path, threads: int | None = None) -> str:
         return train_run(cfg, run_dir)
 
 
+def _run_distributed(run_dir: Path, threads: int | None) -> str:
+    """One rank of a multi-process run: rank 0 holds the folder's lock and tells the others
+    whether it got it (they train only together with it)."""
+    from harness.train import train_run
+
+    cfg = config_from_dict(read_json(run_dir / CONFIG))
+    dist = distributed.init_from_env(cfg.train.device)
+    try:
+        threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
+        if threads and cfg.train.num_threads is None:
+            torch.set_num_threads(threads)
+        with contextlib.ExitStack() as stack:
+            held = stack.enter_context(run_lock(run_dir)) if dist.is_main else False
+            if not dist.sum(torch.tensor([int(held)])).item():
+                if dist.is_main:
+                    print(f"{run_dir}: another process is training this run; nothing done", file=sys.stderr)
+                return RUNNING
+            return train_run(cfg, run_dir)
+    finally:
+        distributed.shutdown()
+
+
 class RunJob(submitit.helpers.Checkpointable):
     """submitit job: ``RunJob()(run_dir)`` trains the run in ``run_dir``."""
 
@@ -60,6 +87,36 @@ class RunJob(submitit.helpers.Checkpointable):
     def checkpoint(self, run_dir: str, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         """Requeue the same folder; the new job resumes from the checkpoint on disk."""
         return submitit.helpers.DelayedSubmission(RunJob(), run_dir)
+
+
+class RunGroupJob(submitit.helpers.Checkpointable):
+    """submitit job of ``slurm.runs_per_task > 1``: ``RunGroupJob()(run_dirs)`` trains the runs
+    at once, each in its own process (as the local executor does) on one of the job's GPUs
+    (run i on GPU i mod n of ``CUDA_VISIBLE_DEVICES``) with an equal share of its CPUs."""
+
+    def __call__(self, run_dirs: list[str]) -> list[str]:
+        import multiprocessing
+
+        from harness.sweep.state import LOG, run_state
+
+        visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
+        cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or (os.cpu_count() or 1)
+        threads = max(1, cpus // len(run_dirs))
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["harness.sweep._preload"])
+        procs = []
+        for i, run_dir in enumerate(run_dirs):
+            gpu = visible[i % len(visible)] if visible else None
+            proc = ctx.Process(target=local_main, args=(run_dir, threads, str(Path(run_dir) / LOG), os.getcwd(), gpu))
+            proc.start()
+            procs.append(proc)
+        for proc in procs:
+            proc.join()
+        return [run_state(Path(d)) for d in run_dirs]
+
+    def checkpoint(self, run_dirs: list[str], *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        """Requeue the same folders; each run resumes from its checkpoint on disk."""
+        return submitit.helpers.DelayedSubmission(RunGroupJob(), run_dirs)
 
 
 def local_main(run_dir: str, threads: int, log_path: str, cwd: str, gpu: str | None = None) -> None:

@@ -80,11 +80,13 @@ def _error(file: str, section: str, key: str, message: str) -> SweepError:
 
 @dataclass
 class SlurmConfig:
-    """Resources of each array task of the slurm executor (one task = one run)."""
+    """Resources of each array job of the slurm executor (one job = one run)."""
 
     partition: str | None = None
     time: int = 60  # minutes per job; a run that needs longer is requeued and resumes
     gpus_per_node: int = 0
+    tasks_per_run: int = 1  # >1: one run on that many processes of one node (DDP, one GPU each)
+    runs_per_task: int = 1  # >1: each array job trains that many runs at once, sharing its GPUs
     cpus_per_task: int = 2  # also the run's torch thread count
     mem_gb: float | None = None  # None = the partition's default
     array_parallelism: int = 32  # array tasks running at once (per submitted array)
@@ -97,6 +99,12 @@ class SlurmConfig:
             require(bool(SLURM_SAFE_VALUE.match(self.partition)), f"{p}.partition", self.partition, SLURM_SAFE_ALLOWED)
         require(self.time >= 1, f"{p}.time", self.time, "an integer >= 1 (minutes)")
         require(self.gpus_per_node >= 0, f"{p}.gpus_per_node", self.gpus_per_node, "an integer >= 0")
+        require(self.tasks_per_run >= 1, f"{p}.tasks_per_run", self.tasks_per_run, "an integer >= 1")
+        require(self.runs_per_task >= 1, f"{p}.runs_per_task", self.runs_per_task, "an integer >= 1")
+        require(self.runs_per_task == 1 or self.tasks_per_run == 1, f"{p}.runs_per_task", self.runs_per_task,
+                "1 when slurm.tasks_per_run > 1 (a DDP run has its GPUs to itself)")
+        require(self.gpus_per_node in (0, self.tasks_per_run) or self.tasks_per_run == 1, f"{p}.gpus_per_node",
+                self.gpus_per_node, f"0 or slurm.tasks_per_run ({self.tasks_per_run}): one GPU per process of a run")
         require(self.cpus_per_task >= 1, f"{p}.cpus_per_task", self.cpus_per_task, "an integer >= 1")
         require(self.mem_gb is None or self.mem_gb > 0, f"{p}.mem_gb", self.mem_gb, "null or a number > 0")
         require(self.array_parallelism >= 1, f"{p}.array_parallelism", self.array_parallelism, "an integer >= 1")
