@@ -23,6 +23,7 @@ import harness.trainer as trainer_module
 from harness.atomic import read_jsonl
 from harness.config import config_from_dict
 from harness.datasets import DataBundle
+from harness.datasets._base import hold_out_validation
 from harness.metrics import fid as M
 from harness.sweep.spec import load_sweep
 from harness.train import read_status, train_run
@@ -42,10 +43,13 @@ def generated(data_cfg, seed: int = 0) -> DataBundle:
     """Random uint8 images of the dataset's shape at the configured resolution, with labels."""
     channels, native = NATIVE[data_cfg.name]
     size = data_cfg.image_size or native
+    val = data_cfg.val_size or 0
+    n_train = 2 * BATCH + val
     g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (2 * BATCH + 16, channels, size, size), generator=g, dtype=torch.uint8)
+    images = torch.randint(0, 256, (n_train + 16, channels, size, size), generator=g, dtype=torch.uint8)
     labels = torch.randint(0, 10, (len(images),), generator=g)
-    return DataBundle(data_cfg.name, images[: 2 * BATCH], images[2 * BATCH :], labels[: 2 * BATCH], labels[2 * BATCH :])
+    bundle = DataBundle(data_cfg.name, images[:n_train], images[n_train:], labels[:n_train], labels[n_train:])
+    return hold_out_validation(bundle, val, data_cfg.val_seed)  # as load_dataset does
 
 
 def shrunk(tree: dict, tmp_path: Path) -> dict:
