@@ -71,6 +71,7 @@ def test_shipped_benchmark_sweeps_validate():
     cpu = load_sweep(root / "benchmark.yaml")
     assert cpu.search.budget == 20 and len(cpu.search.methods) == 9
     assert all(r.config.data.val_size == 1000 for r in cpu.runs)
+    assert cpu.search.metric == "fid" and cpu.runs[0].config.eval.fid.features == "lenet"
     paper = load_sweep(root / "paper" / "benchmark.yaml")
     assert paper.name == "paper_benchmark" and paper.search.metric == "fid"
 
