@@ -112,6 +112,7 @@ def test_bad_command_lines_exit_2(capsys):
 
 
 TINY = ["data.name=digits", "data.train_limit=64", "data.test_limit=64", "train.epochs=1", "eval.num_samples=32",
+        "eval.fid.num_samples=32",
         "eval.swd.num_images=32"]
 TINY_BY_STUDY = {
     "synthetic_latent": ["data.num_points=64", "train.epochs=2"],
