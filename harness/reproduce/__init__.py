@@ -14,16 +14,16 @@ another study's folder is copied into this study's folder (:func:`reuse_done_run
 checkpoint is not copied) and is not trained again.
 """
 
-STUDIES = [
+STUDIES = [  # in order of claims per minute of compute, so that a cut-short run loses the least
     "synthetic_latent",  # Fig. 2 (left), the paper's own scale (about 2 minutes)
     "lambda",  # Figs. 3 and 8
     "convergence",  # Fig. 2 (right)
     "convergence_matched",  # Fig. 2 (right) diagnosis: λ on each method's own scale
-    "methods",  # Tables 1-2
     "momentum",  # Table 3
     "queue",  # Table 5
     "temperature",  # Fig. 10
-    "latent_dim",  # Fig. 4
+    "methods",  # Tables 1-2
     "input_size",  # Fig. 9 / Table 4
+    "latent_dim",  # Fig. 4
     "mnist_tsne",  # Fig. 7
 ]
