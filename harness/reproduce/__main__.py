@@ -100,24 +100,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         started = datetime.now(timezone.utc)
         t0 = time.monotonic()
-        record = {}
+        old = read_json_file(results / TIMING)
+        kept = dict(old.get("studies", {})) if isinstance(old, dict) and args.only else {}
+        record: dict[str, dict] = {}
         for name in studies:
             record[name] = run_study(name, results, args.workers)
             status = status or (1 if record[name]["done"] < record[name]["runs"] else 0)
+            # written after every study, so that a run cut short still leaves its measurement;
+            # a rerun that trains nothing keeps the measurement of the run that did
+            if sum(r["trained"] for r in record.values()):
+                write_json(results / TIMING, {
+                    "started_at": started.isoformat(timespec="seconds"),
+                    "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "wall_time_s": round(time.monotonic() - t0, 1), "workers": args.workers,
+                    "cpu_count": os.cpu_count(), "only": args.only, "studies": {**kept, **record},
+                    "complete": name == studies[-1],
+                    "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                })
         total = time.monotonic() - t0
         trained = sum(r["trained"] for r in record.values())
         print(f"reproduce: {trained} runs trained in {total / 60:.1f} min", flush=True)
-        if trained:  # a rerun that trains nothing keeps the measurement of the run that did
-            old = read_json_file(results / TIMING)
-            merged = dict(old.get("studies", {})) if isinstance(old, dict) and args.only else {}
-            merged.update(record)
-            write_json(results / TIMING, {
-                "started_at": started.isoformat(timespec="seconds"),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "wall_time_s": round(total, 1), "workers": args.workers, "cpu_count": os.cpu_count(),
-                "only": args.only, "studies": merged,
-                "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            })
     subprocess.call([sys.executable, "-m", "harness.figures", "--results", str(results)])
     write_report(results, Path(args.out))
     print(f"reproduce: wrote {args.out}")

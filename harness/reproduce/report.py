@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.atomic import write_text
 from harness.figures.tables import markdown_table
-from harness.reproduce.claims import CLAIMS, DIAGNOSIS, DIAGNOSIS_TEXT, Claim, Data
+from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Claim, Data, diagnosis_text
 from harness.reproduce.stats import RULE, verdict
 from harness.sweep.state import read_json_file
 
@@ -52,11 +52,36 @@ def _timing(results: Path) -> str:
     rows = pd.DataFrame([{"study": k, "runs": v.get("runs"), "reused": v.get("reused"), "trained": v.get("trained"),
                           "minutes": round(float(v.get("seconds", 0)) / 60, 1)} for k, v in studies.items()])
     load = t.get("load_average_at_end")
+    cut = ""
+    if t.get("complete") is False:
+        cut = (" **It was cut short** before every study had run (see *Studies* above for which are "
+               "incomplete or not run)" + (f"; {t['note']}" if t.get("note") else "") + ".")
     return (f"The last `make reproduce` that trained runs took **{float(t.get('wall_time_s', 0)) / 60:.1f} min** "
             f"(wall clock, {t.get('started_at')} to {t.get('finished_at')}), {t.get('workers')} runs at a time on "
             f"{t.get('cpu_count')} cores" + (f" (load average at the end: {', '.join(f'{x:.1f}' for x in load)}; "
-                                               "the machine was shared)" if load else "") + ".\n\n"
+                                               "the machine was shared)" if load else "") + "." + cut + "\n\n"
             + (markdown_table(rows) if not rows.empty else ""))
+
+
+def _studies(data: Data) -> str:
+    """One row per study of `make reproduce`: runs done of the sweep file's runs."""
+    from harness.reproduce import STUDIES
+    from harness.sweep.spec import SweepError, load_sweep
+
+    rows = []
+    for name in STUDIES:
+        try:
+            total = len(load_sweep(f"sweeps/{name}.yaml", []).runs)
+        except (SweepError, OSError) as e:
+            total = f"unreadable ({e})"
+        s = data.sweep(name)
+        done = 0
+        if s is not None and isinstance(total, int):
+            ids = set(s.done_runs["id"])
+            done = sum(1 for r in load_sweep(f"sweeps/{name}.yaml", []).runs if r.id in ids)
+        state = "complete" if isinstance(total, int) and done == total else ("not run" if done == 0 else "incomplete")
+        rows.append({"study": f"`sweeps/{name}.yaml`", "runs done": f"{done}/{total}", "state": state})
+    return markdown_table(pd.DataFrame(rows))
 
 
 def _row(claim: Claim, data: Data, results: Path, base: Path) -> tuple[dict, list[str]]:
@@ -104,11 +129,14 @@ def render(results: Path, out_path: Path) -> str:
         "in `sweeps/paper/`. A verdict is about the twin: a claim that does not hold here may still hold at the "
         "paper's scale, and the column *twin differs* says what is different.", "",
         "## Statistical rule", "", RULE, "",
+        "## Studies", "",
+        "A claim whose study is incomplete or not run is decided on the done runs only, or reported as not run.", "",
+        _studies(data),
         "## Verdicts", "",
         "Summary: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" (of {len(rows)} claims).", "",
         markdown_table(pd.DataFrame(rows)),
-        "## Fig. 2 (right): why MoCA does not converge faster than WAE-MMD here", "",
-        DIAGNOSIS_TEXT, "",
+        "## Fig. 2 (right): why the twin and the paper differ (diagnosis)", "",
+        diagnosis_text(data), "",
         markdown_table(pd.DataFrame(diag_rows)) if diag_rows else "",
         "## Time", "", _timing(results), "",
         "## Details per claim", "", *details, *diag_details,
@@ -122,3 +150,11 @@ def write_report(results: Path, out_path: Path) -> str:
     text = render(Path(results), Path(out_path))
     write_text(out_path, text)
     return text
+
+
+def verdict_table(results: Path, report: str = REPORT) -> str:
+    """The claims and their verdicts only, linking into the report (the README shows this)."""
+    data = Data(results)
+    rows = [{"claim (paper item)": f"[{c.title}]({report}#{c.id})", "verdict": f"**{verdict(c.evaluate(data).comparisons)}**",
+             "study": ", ".join(f"`{s}`" for s in c.studies)} for c in CLAIMS]
+    return markdown_table(pd.DataFrame(rows))
