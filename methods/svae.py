@@ -18,6 +18,14 @@ implicit reparameterisation gradients for κ (:mod:`methods._vmf`).
 The latent fed to the decoder (:meth:`SVAE.latent`) is a sample while the model is in
 training mode and the mean direction μ(x) when it is in eval mode (evaluation, t-SNE,
 reconstructions), as in Davidson et al.'s evaluation of the latent space.
+
+``posterior: power_spherical`` replaces the vMF by a **different distribution**, the Power
+Spherical PS(μ, κ) of De Cao & Aziz (2020), density ∝ (1 + μᵀz)^κ on S^{d−1}, through the
+``power-spherical`` package: its marginal t = μᵀz is 2·Beta((d−1)/2 + κ, (d−1)/2) − 1 (no
+rejection, reparameterised by torch's Beta), and its KL to the uniform is
+−H(PS) + log|S^{d−1}| in closed form (digamma/lgamma, no Bessel functions). Same κ
+parameterisation, same latent map; the package samples from torch's global generator, so the
+draw runs under ``torch.random.fork_rng`` seeded from this method's own generator.
 """
 
 from __future__ import annotations
@@ -28,18 +36,47 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.config import require
+from harness.config import require, require_choice
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 from methods._vmf import kl_to_uniform, sample_vmf
+
+
+POSTERIORS = ["vmf", "power_spherical"]
 
 
 @dataclass
 class SVAEConfig:
     kappa_offset: float = 1.0  # κ = softplus(raw) + κ₀ (Davidson et al. use 1)
+    posterior: str = "vmf"  # vmf (the S-VAE) | power_spherical (De Cao & Aziz 2020)
 
     def check(self, p: str) -> None:
         ok = self.kappa_offset >= 0 and math.isfinite(self.kappa_offset)
         require(ok, f"{p}.kappa_offset", self.kappa_offset, "a finite number >= 0")
+        require_choice(self.posterior, f"{p}.posterior", POSTERIORS)
+        if self.posterior == "power_spherical":
+            require(self.kappa_offset > 0, f"{p}.kappa_offset", self.kappa_offset,
+                    "a finite number > 0 for the power_spherical posterior")
+
+
+def power_spherical_kl(kappa: torch.Tensor, d: int) -> torch.Tensor:
+    """KL(PS(·, κ) ‖ U(S^{d−1})) elementwise (the ``power-spherical`` package's closed form)."""
+    from power_spherical import HypersphericalUniform, PowerSpherical
+
+    mu = torch.zeros(len(kappa), d, dtype=kappa.dtype, device=kappa.device)
+    mu[:, 0] = 1
+    uniform = HypersphericalUniform(d, device=kappa.device, dtype=kappa.dtype)
+    return torch.distributions.kl_divergence(PowerSpherical(mu, kappa), uniform)
+
+
+def sample_power_spherical(mu: torch.Tensor, kappa: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One reparameterised draw z ~ PS(μ_i, κ_i) per row; randomness from ``generator`` only."""
+    from power_spherical import PowerSpherical
+
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    devices = [mu.device] if mu.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return PowerSpherical(mu, kappa).rsample()
 
 
 @REGULARIZERS.register("svae")
@@ -71,6 +108,8 @@ class SVAE(Regularizer):
         self._kappa = kappa
         if not self.ctx.encoder.training:
             return mu
+        if self.config.posterior == "power_spherical":
+            return sample_power_spherical(mu, kappa, self.ctx.generator)
         return sample_vmf(mu, kappa, self.ctx.generator).to(self.ctx.device)
 
     def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -78,4 +117,6 @@ class SVAE(Regularizer):
             raise RuntimeError("svae.loss needs the posterior of this batch: call latent(h) first")
         kappa, self._kappa = self._kappa, None
         self.logs = {"kappa": kappa.detach().mean()}  # a tensor: no device sync per step
+        if self.config.posterior == "power_spherical":
+            return power_spherical_kl(kappa, self.ctx.latent_dim).mean()
         return kl_to_uniform(kappa, self.ctx.latent_dim).mean()

@@ -242,9 +242,83 @@ def test_checkpoint_round_trip_continues_the_same_samples(tmp_path):
     ({"model": {"prior": "gaussian"}}, "model.prior"),
     ({"model": {"latent_dim": 1}}, "model.latent_dim"),
     ({"method": {"name": "svae", "kappa_offset": -1.0}}, "method.kappa_offset"),
+    ({"method": {"name": "svae", "posterior": "gauss"}}, "method.posterior"),
+    ({"method": {"name": "svae", "posterior": "power_spherical", "kappa_offset": 0.0}}, "method.kappa_offset"),
 ])
 def test_config_errors_name_the_key(change, key):
     tree = {**SVAE_RUN, **{s: {**SVAE_RUN[s], **v} for s, v in change.items()}}
     with pytest.raises(ConfigError) as err:
         config_from_dict(tree)
     assert err.value.key == key and "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------- the Power Spherical option
+# PS(μ, κ) on S^{d−1} has density ∝ (1 + μᵀz)^κ, so t = μᵀz has p(t) ∝ (1 + t)^κ (1 − t²)^{(d−3)/2}.
+
+from methods.svae import power_spherical_kl, sample_power_spherical  # noqa: E402
+
+
+def _ps_moment(kappa, d, f):
+    z = _weighted(lambda t: ((1 + t) / 2) ** kappa, d)
+    return _weighted(lambda t: f(t) * ((1 + t) / 2) ** kappa, d) / z
+
+
+@pytest.mark.parametrize("d", [2, 3, 16])
+@pytest.mark.parametrize("kappa", [0.5, 5.0, 50.0])
+def test_power_spherical_kl_matches_numerical_integration(d, kappa):
+    """KL = κ E[log(1 + t)] − log N + log|S^{d−1}|, N = |S^{d−2}| ∫ (1+t)^κ (1−t²)^α dt."""
+    z_scaled = _weighted(lambda t: ((1 + t) / 2) ** kappa, d)  # 2^{−κ} ∫ (1+t)^κ (1−t²)^α dt
+    log_n = math.log(z_scaled) + kappa * math.log(2) + log_sphere_area(d - 1)
+    e_log = _ps_moment(kappa, d, lambda t: math.log1p(t) if t > -1 else 0.0)
+    expected = kappa * e_log - log_n + log_sphere_area(d)
+    got = float(power_spherical_kl(torch.tensor([kappa], dtype=torch.float64), d))
+    assert got == pytest.approx(expected, rel=1e-6, abs=1e-6)  # quadrature: differences of O(10) terms
+
+
+@pytest.mark.parametrize("d,kappa", [(3, 2.0), (16, 30.0)])
+def test_power_spherical_sampler_mean_and_generator(d, kappa):
+    n = 40000
+    g = torch.Generator().manual_seed(1)
+    mu = torch.nn.functional.normalize(torch.randn(1, d, dtype=torch.float64, generator=g), dim=1)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    z = sample_power_spherical(mu.expand(n, d), torch.full((n,), kappa, dtype=torch.float64), g)
+    assert torch.equal(torch.get_rng_state(), before)  # the global stream is left alone
+    t = (z @ mu.T).squeeze(1)
+    assert abs(float(t.mean()) - kappa / (d - 1 + kappa)) < 4 * float(t.std()) / math.sqrt(n)
+    g2 = torch.Generator().manual_seed(1)
+    torch.nn.functional.normalize(torch.randn(1, d, dtype=torch.float64, generator=g2), dim=1)
+    again = sample_power_spherical(mu.expand(n, d), torch.full((n,), kappa, dtype=torch.float64), g2)
+    assert torch.equal(z, again)
+
+
+def test_power_spherical_gradients_match_finite_differences_of_the_exact_expectation():
+    d, kappa0, n = 4, 2.5, 60000
+    g = torch.Generator().manual_seed(0)
+    b = torch.randn(d, generator=g, dtype=torch.float64)
+
+    def exact(kappa):
+        e2 = _ps_moment(kappa, d, lambda t: t * t)
+        return (float(b[0]) ** 2) * e2 + (float(b @ b) - float(b[0]) ** 2) * (1 - e2) / (d - 1)
+
+    mu = torch.zeros(n, d, dtype=torch.float64)
+    mu[:, 0] = 1
+    kappa = torch.full((n,), kappa0, dtype=torch.float64, requires_grad=True)
+    z = sample_power_spherical(mu, kappa, g)
+    ((z @ b) ** 2).sum().backward()
+    fd = (exact(kappa0 + 1e-5) - exact(kappa0 - 1e-5)) / 2e-5
+    gk = kappa.grad
+    assert abs(float(gk.mean()) - fd) < 4 * float(gk.std()) / math.sqrt(n)
+
+
+def test_power_spherical_run_resumes_bitwise(tmp_path, monkeypatch):
+    from harness.train import train_run
+    from test_trainer import assert_same_run, interrupt_after_epoch
+
+    tree = {**SVAE_RUN, "method": {"name": "svae", "weight": 1.0, "posterior": "power_spherical"},
+            "train": {**SVAE_RUN["train"], "epochs": 3}}
+    cfg = config_from_dict(tree)
+    assert train_run(cfg, tmp_path / "straight") == "done"
+    interrupt_after_epoch(cfg, tmp_path / "resumed", 2, monkeypatch)
+    assert train_run(cfg, tmp_path / "resumed") == "done"
+    assert_same_run(tmp_path / "straight", tmp_path / "resumed")
