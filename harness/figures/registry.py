@@ -31,11 +31,11 @@ FIG4 = PlotSpec("heatmap", ("fid",), x="method.weight", hue=("model.latent_dim",
 FIG10 = PlotSpec("heatmap", ("fid",), x="method.weight", hue=("method.tau",), panel_width=6.0, panel_height=4.6)
 
 FULL_DATA = (Setting("data.train_limit", (None,)), Setting("data.test_limit", (None,)))
-FID_10K = (Setting("eval.fid.num_samples", at_least=10000),)
+FID_10K = (Setting("eval.fid.num_samples", at_least=10000),)  # "FID always on the test set with 10,000 samples"
 # the study has no paper counterpart; its "paper scale" would be the paper's CelebA setting
 COMPONENTS_SETTING = (Setting("data.name", ("celeba",)), Setting("model.arch", ("a2",)),
                       Setting("train.epochs", at_least=200), Setting("data.train_limit", (None,)))
-COMPONENTS_CHOICES = ("not in the paper: one λ for every method, MoCA τ = 0.1, m = 0.99, K = 1,000 at CPU scale",)  # "FID always on the test set with 10,000 samples"
+COMPONENTS_CHOICES = ("not in the paper: one λ for every method (the CPU studies' centre point: λ = 1000, τ = 0.1, m = 0.99, K = 3,700)",)
 
 
 ITEMS: dict[str, Item] = {item.id: item for item in [
