@@ -104,7 +104,10 @@ def _notes(d: ItemData) -> list[str]:
         "(sweeps/moca_components.yaml states each case's equation).",
         "Values after the last epoch; mean ± sample sd over the done runs (seeds) of each case.",
         config_values(d.sweeps, ["data.name", "data.train_limit", "model.arch", "model.latent_dim",
-                                 "method.weight", "train.epochs"]) + ".",
+                                 "method.weight", "train.epochs", "eval.num_samples", "eval.swd.mode",
+                                 "eval.swd.num_images"]) + ".",
+        "ms / step: training time per optimiser step on a shared machine (noisy); bench/step_time.py "
+        "gives interleaved ratios.",
     ]
 
 
