@@ -15,6 +15,7 @@ keys are validated against the registered regularizer's own ``Config`` dataclass
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -129,7 +130,7 @@ class MethodConfig:
             self.params.check(p)
 
     def to_dict(self) -> dict:
-        params = dataclasses.asdict(self.params) if self.params is not None else {}
+        params = plain(self.params) if self.params is not None else {}
         return {"name": self.name, "weight": self.weight, **params}
 
 
@@ -299,7 +300,7 @@ class RunConfig:
             if isinstance(value, MethodConfig):
                 out[f.name] = value.to_dict()
             elif dataclasses.is_dataclass(value):
-                out[f.name] = dataclasses.asdict(value)
+                out[f.name] = plain(value)
             else:
                 out[f.name] = value
         return out
@@ -366,6 +367,28 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(key, f"got {value!r}; allowed: {_type_name(tp)}")
 
 
+def plain(obj: Any) -> Any:
+    """``dataclasses.asdict`` for config trees (dataclasses, lists, dicts, scalars), several
+    times faster: validating a sweep of 10,000 runs calls it tens of thousands of times."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {name: plain(getattr(obj, name)) for name in _field_names(type(obj), all_fields=True)}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    return obj
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # resolving string annotations is slow: once per class
+
+
+@functools.cache
+def _field_names(cls: type, all_fields: bool = False) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if all_fields or f.init)
+
+
 def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping, strictly: unknown keys and bad types raise."""
     where = prefix or "config"
@@ -373,8 +396,8 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(prefix, f"expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    hints = _type_hints(cls)
+    names = list(_field_names(cls))
     for key in data:
         if key not in names:
             full = f"{prefix}.{key}" if prefix else str(key)
@@ -514,6 +537,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def default_tree(method_name: str) -> dict:
     """The config tree of all defaults (no validation) for a run of ``method_name``."""
+    return json.loads(json.dumps(_default_tree(method_name)))  # a copy the caller may change
+
+
+@functools.cache
+def _default_tree(method_name: str) -> dict:
+    """:func:`default_tree`, built once per method (read-only: shared between callers)."""
     from methods import REGULARIZERS
 
     tree = RunConfig().to_dict()
@@ -570,10 +599,16 @@ def config_fingerprint(cfg: RunConfig) -> str:
     key with a default to the harness leaves every existing id unchanged. (Changing a
     default is caught when a run resumes: its stored config no longer re-resolves equal.)
     """
+    return tree_fingerprint(cfg.to_dict())
+
+
+def tree_fingerprint(tree: dict) -> str:
+    """:func:`config_fingerprint` of a resolved config tree (``RunConfig.to_dict()``)."""
     import hashlib
 
-    diff = _diff(cfg.to_dict(), default_tree(cfg.method.name))
+    name = tree["method"]["name"]
+    diff = _diff(tree, _default_tree(name))
     diff = {} if diff is _SAME else diff
-    diff.setdefault("method", {})["name"] = cfg.method.name  # defaults are per method
+    diff.setdefault("method", {})["name"] = name  # defaults are per method
     blob = json.dumps(diff, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

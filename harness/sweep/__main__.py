@@ -3,7 +3,7 @@
     python -m harness.sweep SWEEP.yaml [--executor local|slurm|debug] [--workers N]
         [--gpus 0,1] [--workers-per-gpu N]
         [--set key=value ...] [--dry-run] [--status] [--no-wait] [--results DIR] [--retry-failed]
-        [--status-every SECONDS]
+        [--status-every SECONDS] [--allow-large]
 
 While it runs: one line per finished run on stderr (state, epochs, wall time, final headline
 metrics), and off a terminal (a log file, a batch job) a summary line every
@@ -37,7 +37,7 @@ from harness.sweep.executors import (
 )
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
 from harness.sweep.search import resolve_stages, stage_lines, write_record
-from harness.sweep.spec import SweepError, load_sweep
+from harness.sweep.spec import MAX_RUNS, SweepError, load_sweep
 from harness.sweep.state import (
     FAILED, FINAL, LOG, METRICS, QUEUED, RUNNING, read_status, read_submitted, sweep_states,
 )
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed runs (they resume)")
     p.add_argument("--status-every", type=float, default=60.0, metavar="SECONDS",
                    help="off a terminal: a summary line every SECONDS (default 60; 0 = none)")
+    p.add_argument("--allow-large", action="store_true",
+                   help=f"accept a sweep of more than {MAX_RUNS} runs (refused otherwise, before anything is expanded)")
     return p
 
 
@@ -207,7 +209,7 @@ def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        sweep = load_sweep(args.sweep, args.sets)
+        sweep = load_sweep(args.sweep, args.sets, max_runs=None if args.allow_large else MAX_RUNS)
         folder = sweep_dir(args.results, sweep.name)
     except SweepError as e:
         print(e, file=sys.stderr)
@@ -256,7 +258,7 @@ def run_sweep(args: argparse.Namespace, sweep, folder, states, to_start, selecti
     not_retried = sum(1 for s, _ in states.values() if s == FAILED) if not args.retry_failed else 0
     if not_retried:
         print(f"{not_retried} failed runs are not rerun (use --retry-failed)", file=sys.stderr)
-    launches = prepare(sweep, folder, to_start)
+    launches = prepare(sweep, folder, to_start, lazy=args.executor == "local")
     if selection is not None:
         write_record(sweep, selection, folder, args.sets)
 

@@ -37,7 +37,7 @@ from typing import Callable
 from harness.atomic import write_json
 from harness.sweep.spec import RunSpec, SlurmConfig
 from harness.sweep.state import (
-    INTERRUPTED, LOG, PENDING, SUBMITIT_DIR, SUBMITTED, read_status, read_submitted, record_slurm_ends, run_state,
+    CONFIG, INTERRUPTED, LOG, PENDING, SUBMITIT_DIR, SUBMITTED, read_status, read_submitted, record_slurm_ends, run_state,
     slurm_active_jobs, slurm_end_states,
 )
 
@@ -51,6 +51,16 @@ class Launch:
 
     run: RunSpec
     folder: Path
+
+    def materialize(self) -> None:
+        """Write the run's ``config.json`` unless its folder has one (a job reads only that).
+
+        The local executor calls this just before a run starts, so a large sweep starts
+        training at once instead of first writing every folder; the other executors get
+        folders written by :func:`harness.sweep.engine.prepare` before submission."""
+        path = self.folder / CONFIG
+        if not path.exists():
+            write_json(path, self.run.config.to_dict())
 
 
 def available_cpus() -> int:
@@ -108,6 +118,7 @@ class LocalExecutor:
             while queue or active:
                 while queue and len(active) < self.workers:
                     launch = queue.pop()
+                    launch.materialize()
                     folder = launch.folder.resolve()
                     slot = free.pop(0) if self.slots else None
                     proc = ctx.Process(target=local_main, name=f"run-{launch.run.id}",

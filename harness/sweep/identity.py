@@ -14,13 +14,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-from harness.config import EXECUTION_ONLY, RunConfig, config_fingerprint
+from harness.config import RunConfig, tree_fingerprint, without_execution_only
 
 SWEEP_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" allows a final newline
 SWEEP_NAME_ALLOWED = "1-64 characters from letters, digits, '_', '-', '.', starting with a letter or digit"
@@ -31,11 +30,10 @@ class PathEscape(ValueError):
     """A name or path that would leave the results root."""
 
 
-def run_id(cfg: RunConfig) -> str:
-    """The stable id of a run: the fingerprint of its config without execution-only fields."""
-    train = dataclasses.replace(cfg.train, **EXECUTION_ONLY["train"])
-    data = dataclasses.replace(cfg.data, **EXECUTION_ONLY["data"])
-    return config_fingerprint(dataclasses.replace(cfg, train=train, data=data))
+def run_id(cfg: RunConfig, tree: dict | None = None) -> str:
+    """The stable id of a run: the fingerprint of its config without execution-only fields
+    (``tree``: ``cfg.to_dict()`` if the caller has it already)."""
+    return tree_fingerprint(without_execution_only(tree if tree is not None else cfg.to_dict()))
 
 
 def valid_sweep_name(name: Any) -> bool:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,11 @@ SLURM_EXTRA = ["account", "qos", "constraint", "exclude", "nodelist", "reservati
                "mail_type", "mail_user", "gres", "licenses", "wckey"]
 SLURM_SAFE_VALUE = re.compile(r"\A[A-Za-z0-9_.,:=@%+/\[\]-]{1,200}\Z")  # \Z: "$" allows a final newline
 SLURM_SAFE_ALLOWED = "1-200 characters from letters, digits and _ . , : = @ % + / [ ] -"
+
+
+# Above this many runs a sweep needs ``--allow-large`` (a typo such as ``seed: range(100000)``
+# in a generator script should not silently become 100,000 run folders and SLURM jobs).
+MAX_RUNS = 2000
 
 
 class SweepError(ValueError):
@@ -233,6 +239,7 @@ class _Parser:
         self.file = str(path)
         self.sets = sets
         self.selected = selected
+        self.max_runs: int | None = None
 
     def err(self, section: str, key: str, message: str) -> SweepError:
         return _error(self.file, section, key, message)
@@ -302,6 +309,10 @@ class _Parser:
         if search is not None:
             runs, groups = self.expand_search(search, base, base_sources, per_method, name_keys, varied_keys)
             return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, search, groups, local)
+        count = math.prod(len(axis.points) for axis in axes)
+        if self.max_runs is not None and count > self.max_runs:  # before the (slow) expansion
+            raise self.err("", "", f"{count} runs; allowed: at most {self.max_runs} "
+                           "(pass --allow-large to run a larger sweep)")
         runs = self.expand(base, base_sources, axes, per_method, name_keys, varied_keys)
         return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, local=local)
 
@@ -548,7 +559,7 @@ class _Parser:
                 found, value = _get(resolved, key)
                 if found:
                     varied[key] = value
-            rid = run_id(cfg)
+            rid = run_id(cfg, resolved)
             name = run_name(varied, name_keys)
             if rid in seen:
                 raise self.err("grid", "", f"runs '{seen[rid]}' and '{name}' have the same config (id {rid}); "
@@ -581,9 +592,12 @@ class _Parser:
 
 
 def load_sweep(path: str | Path, sets: list[str] | None = None,
-               selected: dict[str, dict] | None = None) -> Sweep:
+               selected: dict[str, dict] | None = None, max_runs: int | None = None) -> Sweep:
     """Parse, expand and validate a sweep file; raise :class:`SweepError` (one line) if bad.
 
     ``selected`` (search sweeps only): method -> drawn values of its chosen trial, which adds
-    the tuned runs (:func:`harness.sweep.search.points`)."""
-    return _Parser(Path(path), list(sets or []), selected).parse()
+    the tuned runs (:func:`harness.sweep.search.points`). ``max_runs``: refuse a grid with
+    more runs before expanding it (the command line passes :data:`MAX_RUNS`)."""
+    parser = _Parser(Path(path), list(sets or []), selected)
+    parser.max_runs = max_runs
+    return parser.parse()
