@@ -3,6 +3,11 @@
 A reader (or a run killed mid-write) therefore sees either the old file or the new one,
 never a half-written one. Concurrent writers of *different* files never collide because
 each temporary name is unique.
+
+Permissions: ``mkstemp`` creates the temporary file with mode 0600 whatever the umask, and
+the rename would keep it, so group members on a shared cluster could not read results.
+Each file is therefore given the mode an ordinary ``open(path, "w")`` would give it,
+0666 & ~umask (0644 under the usual umask 022, 0664 under 002).
 """
 
 from __future__ import annotations
@@ -14,12 +19,28 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` sets it while reading,
+    which would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the classic read-by-setting, restored at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> None:
     """Call ``write(fileobj)`` on a temporary file, then rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()

@@ -4,15 +4,20 @@
 
 writes, atomically, into ``results/<sweep>/``:
 
-* ``runs.csv``: one row per run of the sweep: ``id``, ``name``, one column per varied key
-  (dotted, e.g. ``method.tau``), ``status`` (pending / queued / running / interrupted /
-  done / diverged / failed, see :mod:`harness.sweep.state`), ``epochs`` (the last epoch
-  logged), ``wall_time_s``, then the final metrics (the last line of ``metrics.jsonl``);
+* ``runs.csv``: one row per run: ``id``, ``name``, one column per varied key (dotted, e.g.
+  ``method.tau``), ``status`` (pending / queued / running / interrupted / done / diverged /
+  failed, see :mod:`harness.sweep.state`), ``epochs`` (the last epoch logged),
+  ``wall_time_s``, ``in_sweep`` (whether the run belongs to the sweep's latest expansion),
+  ``warning`` (the run's health warnings, :mod:`harness.health`, joined by "; "), then the
+  final metrics (the last line of ``metrics.jsonl``);
 * ``curves.csv``: one row per run and logged epoch: ``id``, ``name``, the varied keys,
   ``epoch`` and every metric logged that epoch (epoch 0 = evaluation at initialisation).
 
 The runs and their varied values come from the ``sweep.json`` manifest written by the sweep
-engine. A run folder that cannot be read (corrupt or missing JSON, a truncated metrics line)
+engine, which lists the latest expansion only; every other run folder in the sweep folder
+(e.g. from an earlier invocation with another ``--set``) is collected too, with
+``in_sweep`` false and its varied values read from its ``config.json``, so rerunning a sweep
+differently never hides results that are on disk. A run folder that cannot be read (corrupt or missing JSON, a truncated metrics line)
 is reported on stderr, one line each, and left out; it never stops the collection.
 Python API: :func:`collect` returns the two tables as pandas DataFrames.
 """
@@ -28,12 +33,12 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.atomic import write_text
-from harness.sweep.identity import PathEscape, run_dir, sweep_dir
+from harness.sweep.identity import RUN_ID_RE, PathEscape, run_dir, run_name, sweep_dir
 from harness.sweep.state import CONFIG, MANIFEST, METRICS, PENDING, STATUS, read_json_file, sweep_states
 
 RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
 RUN_COLUMNS = ["id", "name"]
-STATE_COLUMNS = ["status", "epochs", "wall_time_s"]
+STATE_COLUMNS = ["status", "epochs", "wall_time_s", "in_sweep", "warning"]
 
 
 class CollectError(ValueError):
@@ -94,6 +99,36 @@ def read_run(folder: Path) -> tuple[dict | None, list[dict]]:
     return status, metrics
 
 
+def _get(tree: Any, key: str) -> tuple[bool, Any]:
+    node = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def earlier_runs(folder: Path, current: set[str], varied_keys: list[str], name_keys: list[str],
+                 warn: Callable[[str], None]) -> list[tuple[dict, Path]]:
+    """Run folders on disk that the manifest does not list (an earlier expansion of the
+    sweep), as manifest-like entries whose varied values come from their config.json."""
+    out = []
+    for path in sorted(p for p in folder.iterdir() if p.is_dir() and RUN_ID_RE.match(p.name)):
+        if path.name in current or not (path / CONFIG).exists():
+            continue
+        config = read_json_file(path / CONFIG)
+        if not isinstance(config, dict):
+            warn(f"{path / CONFIG}: not a readable JSON object; run skipped")
+            continue
+        varied = {}
+        for key in varied_keys:
+            found, value = _get(config, key)
+            if found:
+                varied[key] = value
+        out.append(({"id": path.name, "name": run_name(varied, name_keys), "varied": varied}, path))
+    return out
+
+
 def _renamed(key: str, taken: set[str]) -> str:
     return f"metric_{key}" if key in taken else key
 
@@ -106,12 +141,15 @@ def collect(sweep: str | Path, results: str | Path = "results",
     if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list):
         raise CollectError(f"{folder / MANIFEST}: missing or unreadable (run the sweep first)")
     varied_keys = [k for k in manifest.get("varied_keys", []) if isinstance(k, str)]
+    name_keys = [k for k in manifest.get("name_keys", varied_keys) if isinstance(k, str)]
     entries = []
     for entry in manifest["runs"]:
         try:
             entries.append((entry, run_dir(folder, entry.get("id") if isinstance(entry, dict) else None)))
         except PathEscape as e:
             warn(f"{folder / MANIFEST}: {e}; skipped")
+    current = {e["id"] for e, _ in entries}
+    entries += earlier_runs(folder, current, varied_keys, name_keys, warn)
     states = sweep_states(folder, [e["id"] for e, _ in entries])
 
     fixed = set(RUN_COLUMNS) | set(STATE_COLUMNS) | set(varied_keys)
@@ -129,8 +167,10 @@ def collect(sweep: str | Path, results: str | Path = "results",
             warn(f"{path}: {e.strerror or e}; run skipped")
             continue
         state = states[entry["id"]][0] if path.exists() else PENDING
+        warnings = (status or {}).get("warnings")
         row = dict(head, status=state, epochs=metrics[-1]["epoch"] if metrics else 0,
-                   wall_time_s=(status or {}).get("wall_time_s"))
+                   wall_time_s=(status or {}).get("wall_time_s"), in_sweep=entry["id"] in current,
+                   warning="; ".join(map(str, warnings)) if isinstance(warnings, list) else "")
         for key, value in (metrics[-1] if metrics else {}).items():
             if key != "epoch":
                 col = _renamed(key, fixed)

@@ -15,22 +15,31 @@ _PACKAGES = ("torch", "torchvision", "numpy", "POT", "pytorch-fid", "submitit", 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict:
-    """The git commit of the harness checkout, or the package version.
-
-    ``git_dirty`` says whether files that can change a run's numbers (code, configs, sweep
-    files) differ from that commit; results and documentation do not count.
-    """
+    """The git commit of the harness checkout (and :func:`git_state`), or the package version."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        # uncommitted edits that can change numbers: code and configs, not results or docs
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)results", ":(exclude)docs", ":(exclude)*.md"], cwd=root,
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        return {"git_commit": commit, "git_dirty": bool(dirty)}
+        return git_state(root)
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": None, "package_version": _version("moca-harness")}
+
+
+# paths whose changes cannot change a run's numbers: results, documentation, notes
+_NOT_CODE = [":(exclude)results", ":(exclude)docs", ":(exclude)*.md"]
+
+
+def git_state(root: Path) -> dict:
+    """``git_commit`` of the checkout at ``root``; ``git_dirty``: whether files that can
+    change a run's numbers (code, configs, sweep files) differ from it, counting untracked
+    files (a new, uncommitted sweep file makes a run as irreproducible from the commit as
+    an edit does) but not ignored ones (data, caches); ``git_dirty_files``: the first ten."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout
+
+    commit = git("rev-parse", "HEAD").strip()
+    lines = git("status", "--porcelain", "--untracked-files=all", "--", ".", *_NOT_CODE).splitlines()
+    files = [line[3:] for line in lines if line.strip()]
+    return {"git_commit": commit, "git_dirty": bool(files), "git_dirty_files": files[:10]}
 
 
 def _version(name: str) -> str | None:

@@ -110,6 +110,21 @@ def epoch_line(row: dict, epochs: int) -> str:
     return f"epoch {row['epoch']}/{epochs}: {values}{took}"
 
 
+def run_warnings(trainer: Trainer, metrics: Path) -> list[str]:
+    """The warnings of a finished run (:mod:`harness.health`): latent collapse and the
+    regularizer's from the trainer, a flat loss from the whole metrics.jsonl (a resumed run's
+    trainer saw only its last epochs). A check that fails is itself reported, never fatal."""
+    from harness.health import flat_loss
+
+    try:
+        found = trainer.health_warnings()
+    except Exception as e:  # noqa: BLE001 - a diagnostic must not fail a finished run
+        found = [f"health check failed: {type(e).__name__}: {e}"]
+    losses = [r.get("loss") for r in read_jsonl(metrics) if r.get("epoch", 0) >= 1] if metrics.exists() else []
+    flat = flat_loss(losses)
+    return found + ([flat] if flat else [])
+
+
 def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -> str:
     """Start or resume the run of ``cfg`` in ``run_dir``; return its final state.
 
@@ -131,7 +146,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
     wall_before = float(previous.get("wall_time_s", 0.0))
     folder.update_status(
         state="running", started_at=previous.get("started_at", _now()), resumed_at=_now() if previous else None,
-        finished_at=None, reason=None, seed=cfg.seed, world_size=dist.world_size,
+        finished_at=None, reason=None, warnings=None, seed=cfg.seed, world_size=dist.world_size,
         cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"), code_version=code_version(),
         packages=package_versions(), **process_info(),
     )
@@ -165,7 +180,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False) -
                                  wall_time_s=wall_before + time.time() - start)
 
         trainer.fit(on_epoch, on_checkpoint)
-        state, extra = "done", {}
+        state, extra = "done", {"warnings": run_warnings(trainer, folder.file(METRICS))}
     except Diverged as e:
         state, extra = "diverged", {"reason": e.reason, "diverged_step": e.step}
     except (DatasetMissing, ConfigError) as e:
@@ -233,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     if status.get("reason"):
         line += f" ({status['reason']})"
     print(line)
+    for warning in status.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     return {"done": 0, "diverged": 3}.get(state, 1)
 
 

@@ -148,6 +148,10 @@ class Trainer:
         self.check_every = t.check_every or (100 if on_cuda else 1)
 
         torch.manual_seed(derive_seed(cfg.seed, "torch"))
+        # Python's and NumPy's global generators as well: the harness draws from neither, but
+        # a plug-in or library may, and checkpoints save and restore their states
+        random.seed(derive_seed(cfg.seed, "python"))
+        np.random.seed(derive_seed(cfg.seed, "numpy") % 2**32)
         self.prior = build_prior(cfg.model.prior, cfg.model.latent_dim)
         method = REGULARIZERS.get(cfg.method.name)
         with torch.random.fork_rng(devices=[]):
@@ -337,6 +341,23 @@ class Trainer:
         self.model.train()
         out["eval_time_s"] = time.perf_counter() - start
         return out
+
+    def health_warnings(self) -> list[str]:
+        """Warnings about the trained model (:mod:`harness.health`: latent collapse) and from
+        the regularizer (e.g. a solver that did not converge). Draws only from its own stream."""
+        from harness.health import latent_collapse
+
+        n = min(1000, len(self._train_x))
+        self.model.eval()
+        with torch.no_grad():
+            z = torch.cat([
+                self.prior.project(self.model.encoder(
+                    self.data.to_float(self._train_x[i:min(i + self.batch_size, n)]).to(self.device))).float().cpu()
+                for i in range(0, n, self.batch_size)])
+        self.model.train()
+        prior = self.prior.sample(n, generator=make_generator(self.cfg.seed, "health"))
+        found = latent_collapse(z, prior)
+        return ([found] if found else []) + list(self.regularizer.run_warnings())
 
     def should_evaluate(self) -> bool:
         every = self.cfg.eval.every

@@ -176,6 +176,11 @@ def load_sweep_results(results: str | Path, name: str, sweep_file: str | Path | 
     runs["id"] = runs["id"].astype(str)
     if "id" in curves.columns:
         curves["id"] = curves["id"].astype(str)
+    if "in_sweep" in runs.columns:  # runs of an earlier expansion (another --set) are not the sweep's
+        keep = runs["in_sweep"].astype(str).str.lower().isin(["true", "1"])
+        runs = runs[keep].reset_index(drop=True)
+        if "id" in curves.columns:
+            curves = curves[curves["id"].isin(set(runs["id"]))].reset_index(drop=True)
 
     configs: dict[str, dict] = {}
     for rid in runs["id"]:
