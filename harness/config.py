@@ -219,6 +219,38 @@ class FIDConfig:
 
 
 @dataclass
+class PRDCConfig:
+    """Precision/recall (Kynkäänniemi et al. 2019) and density/coverage (Naeem et al. 2020)."""
+
+    features: str = "inception"  # feature network: inception | lenet (as eval.fid.features)
+    k: int = 5  # nearest neighbours (Naeem et al. recommend 5)
+    num_samples: int = 10000  # generated samples, and reference images of the evaluation split
+
+    def check(self, p: str) -> None:
+        from harness.metrics.features import FEATURE_NETS
+
+        require_choice(self.features, f"{p}.features", list(FEATURE_NETS))
+        require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
+        require(1 <= self.k < self.num_samples, f"{p}.k", self.k,
+                f"an integer from 1 to {self.num_samples - 1} (below {p}.num_samples)")
+
+
+@dataclass
+class KNNConfig:
+    """k-NN accuracy of evaluation latents against training latents (labelled datasets)."""
+
+    k: int = 10
+    num_train: int = 10000  # first N training items (the neighbours)
+    num_test: int = 10000  # first N items of the evaluation split (classified)
+
+    def check(self, p: str) -> None:
+        require(self.num_train >= 1, f"{p}.num_train", self.num_train, "an integer >= 1")
+        require(self.num_test >= 1, f"{p}.num_test", self.num_test, "an integer >= 1")
+        require(1 <= self.k <= self.num_train, f"{p}.k", self.k,
+                f"an integer from 1 to {self.num_train} ({p}.num_train)")
+
+
+@dataclass
 class ImageSWDConfig:
     """Image-space sliced Wasserstein distance of Laplacian-pyramid patches (Fig. 2 right)."""
 
@@ -254,7 +286,11 @@ class EvalConfig:
     num_samples: int = 1000  # samples / encoded items used by the metrics
     seed: int = 1234  # fixes projections and prior samples across epochs (comparable curves)
     projections: int = 128  # sliced-Wasserstein projections of the latent metrics
+    precise_bn: bool = True  # re-estimate batch-norm statistics before each evaluation (harness/precise_bn.py)
+    precise_bn_batches: int = 20  # training batches (of train.batch_size) for that
     fid: FIDConfig = field(default_factory=FIDConfig)
+    prdc: PRDCConfig = field(default_factory=PRDCConfig)
+    knn: KNNConfig = field(default_factory=KNNConfig)
     swd: ImageSWDConfig = field(default_factory=ImageSWDConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
@@ -267,6 +303,7 @@ class EvalConfig:
             require_choice(m, f"{p}.metrics[{i}]", EVALUATORS.names())
         require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
         require(self.projections >= 1, f"{p}.projections", self.projections, "an integer >= 1")
+        require(self.precise_bn_batches >= 1, f"{p}.precise_bn_batches", self.precise_bn_batches, "an integer >= 1")
 
 
 @dataclass

@@ -47,6 +47,7 @@ from harness.atomic import atomic_write
 from harness.config import ConfigError, RunConfig, config_from_dict, same_run
 from harness.datasets import DataBundle, load_dataset
 from harness.evaluators import build_evaluators
+from harness.precise_bn import bn_layers, recompute_bn_stats
 from harness.priors import build_prior
 from harness.seeding import derive_seed, make_generator
 from methods import REGULARIZERS, RegularizerContext
@@ -202,6 +203,11 @@ class Trainer:
         # every rank evaluates (collectives such as SyncBN stay in step); rank 0 writes artifacts
         self.evaluators = build_evaluators(cfg, self.data, self.prior, self.device,
                                            self.run_dir if self.dist.is_main else None)
+        self._precise_bn_idx = None  # training items whose batch statistics precise BN averages
+        if cfg.eval.precise_bn and self.evaluators and bn_layers(self.model):
+            n = min(cfg.eval.precise_bn_batches * self.batch_size, n_train)
+            g = make_generator(cfg.eval.seed, "precise_bn")
+            self._precise_bn_idx = torch.randperm(n_train, generator=g)[:n]
         self.images: dict = {}  # image grids the evaluators made at the last evaluation (for trackers)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimiser steps
@@ -328,12 +334,22 @@ class Trainer:
             progress.set_postfix(loss=f"{mean[0]:.4g}", epoch=self.epoch)
         return row
 
+    def precise_bn(self) -> None:
+        """Re-estimate the batch-norm statistics on the fixed training batches (harness/precise_bn.py)."""
+        idx, bs = self._precise_bn_idx, self.batch_size
+        batches = (self.data.to_float(self.data.train_x[idx[i : i + bs]]).to(self.device)
+                   for i in range(0, len(idx), bs))
+        recompute_bn_stats(self.model, batches,
+                           lambda x: self.model.decoder(self.prior.project(self.model.encoder(x))))
+
     def evaluate(self, final: bool = False) -> dict:
         if not self.evaluators:
             return {}
+        start = time.perf_counter()
+        if self._precise_bn_idx is not None:
+            self.precise_bn()
         self.model.eval()
         out: dict[str, float] = {}
-        start = time.perf_counter()
         with torch.no_grad():
             for ev in self.evaluators:
                 out.update(ev(self.model, self.epoch, final))

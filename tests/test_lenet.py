@@ -165,3 +165,33 @@ def test_mnist_recipe_reaches_99_percent(tmp_path):
     data = load_dataset(DataConfig(name="mnist", root=str(Path(__file__).resolve().parents[1] / "data")))
     net = L.load_or_train(tmp_path, "mnist", data.train_x, data.train_y, data.test_x, data.test_y)
     assert net.test_accuracy >= 0.99
+
+
+def test_captions_name_the_feature_network_and_refuse_mixed_spaces(tmp_path):
+    import pandas as pd
+
+    from harness.figures.generic import metric_notes
+    from harness.figures.results import ItemDataError, SweepResults
+    from harness.sweep.identity import run_dir
+
+    def sweep(spaces):
+        ids = [f"{i:012x}" for i in range(len(spaces))]
+        runs = pd.DataFrame({"id": ids, "status": "done"})
+        configs = {}
+        for i, (features, sha, acc) in enumerate(spaces):
+            folder = run_dir(tmp_path / f"s{len(spaces)}{spaces[0][1][:4]}", ids[i])
+            folder.mkdir(parents=True)
+            (folder / "fid_provenance.json").write_text(json.dumps(
+                {"features": features, "dims": 128, "weights_sha256": sha, "test_accuracy": acc}))
+            configs[ids[i]] = {"eval.fid.features": features, "eval.every": 1}
+        return SweepResults("s", tmp_path / f"s{len(spaces)}{spaces[0][1][:4]}", "run folders", [], runs,
+                            pd.DataFrame(), configs)
+
+    one = sweep([("lenet", "ab" * 32, 0.9917), ("lenet", "ab" * 32, 0.9917)])
+    (note,) = metric_notes([one], ["fid"])
+    assert "eval.fid.features = lenet" in note and "lenet-128 (sha256 abababababab, test accuracy 99.17%)" in note
+    mixed = sweep([("lenet", "cd" * 32, 0.99), ("lenet", "ef" * 32, 0.98)])
+    with pytest.raises(ItemDataError, match="fid: the runs were measured in 2 feature spaces"):
+        metric_notes([mixed], ["fid"])
+    with pytest.raises(ItemDataError, match="several|eval.fid.features = inception, lenet"):
+        metric_notes([one, sweep([("inception", "12" * 32, None)])], ["kid"])

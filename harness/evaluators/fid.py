@@ -43,6 +43,16 @@ from harness.seeding import derive_seed, make_generator
 PROVENANCE_FILE = "fid_provenance.json"
 
 
+def generate_images(model, z: torch.Tensor, item_shape, batch_size: int, device) -> torch.Tensor:
+    """``model.decoder(z)`` in batches, quantised as saved images (uint8 N×C×H×W, on the CPU)."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(z), batch_size):
+            x = model.decoder(z[i : i + batch_size].to(device))
+            out.append(M.quantize(x.reshape(-1, *item_shape)).cpu())
+    return torch.cat(out)
+
+
 def check_image_features(cfg, metric: str, features: str, key: str) -> None:
     """Config-time checks shared by the image metrics: an image dataset, and class labels
     when the feature space is the domain classifier's."""
@@ -95,12 +105,7 @@ class FIDEvaluator(Evaluator):
 
     def generate(self, model) -> torch.Tensor:
         """The decoded, quantised (uint8) images of the fixed prior draws."""
-        out, bs = [], self.fcfg.batch_size
-        with torch.no_grad():
-            for i in range(0, len(self.z), bs):
-                x = model.decoder(self.z[i : i + bs].to(self.device))
-                out.append(M.quantize(x.reshape(-1, *self.data.item_shape)).cpu())
-        return torch.cat(out)
+        return generate_images(model, self.z, self.data.item_shape, self.fcfg.batch_size, self.device)
 
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         gen = M.FeatureStats.from_features(self.features(self.generate(model)))

@@ -42,8 +42,13 @@ KINDS = ("curves", "line", "heatmap", "bar", "table")
 EPOCH = "epoch"
 # the metric settings a caption states, by metric column (harness/evaluators, harness/config.py)
 METRIC_SETTINGS = {
-    "fid": ["eval.fid.num_samples", "eval.fid.split", "eval.fid.dims"],
-    "kid": ["eval.fid.num_samples", "eval.fid.split", "eval.fid.kid_subsets", "eval.fid.kid_subset_size"],
+    "fid": ["eval.fid.features", "eval.fid.num_samples", "eval.fid.reference_samples", "eval.fid.split",
+            "eval.fid.dims"],
+    "kid": ["eval.fid.features", "eval.fid.num_samples", "eval.fid.reference_samples", "eval.fid.split",
+            "eval.fid.kid_subsets", "eval.fid.kid_subset_size"],
+    **{m: ["eval.prdc.features", "eval.prdc.k", "eval.prdc.num_samples", "eval.split"]
+       for m in ("precision", "recall", "density", "coverage")},
+    "knn_acc": ["eval.knn.k", "eval.knn.num_train", "eval.knn.num_test", "eval.split"],
     "image_swd": ["eval.swd.mode", "eval.swd.num_images", "eval.swd.split"],
     "latent_swd": ["eval.num_samples", "eval.projections", "eval.seed"],
     "latent_sphere_swd": ["eval.num_samples", "eval.projections", "eval.seed"],
@@ -90,17 +95,59 @@ def metric_columns(df: pd.DataFrame, config_keys: set[str]) -> list[str]:
             and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
 
 
+# metrics computed in a feature space: the provenance file that names it (harness/evaluators)
+FEATURE_SPACE_FILES = {"fid": "fid_provenance.json", "kid": "fid_provenance.json",
+                       **{m: "prdc_provenance.json" for m in ("precision", "recall", "density", "coverage")}}
+
+
+def feature_space(sweeps: list[SweepResults], metric: str) -> str | None:
+    """The feature network of ``metric`` over the done runs, for the caption: name, dims,
+    weights sha256 and (domain network) test accuracy, from the runs' provenance files.
+    Values from two feature spaces are not comparable: a figure or table that would mix them is
+    refused (:class:`ItemDataError`). None when no run folder holds a provenance file (results
+    read from runs.csv): the caption then only has the configured ``features`` name."""
+    import json
+
+    spaces: dict[tuple, str] = {}
+    for s in sweeps:
+        for rid in s.done_runs["id"]:
+            folder = s.run_folder(rid)
+            path = folder / FEATURE_SPACE_FILES[metric] if folder is not None else None
+            if path is None or not path.is_file():
+                continue
+            try:
+                prov = json.loads(path.read_text())
+                key = (prov["features"], prov["dims"], prov["weights_sha256"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            acc = prov.get("test_accuracy")
+            spaces[key] = (f"{key[0]}-{key[1]} (sha256 {key[2][:12]}"
+                           + (f", test accuracy {100 * acc:.2f}%" if acc is not None else "") + ")")
+    if len(spaces) > 1:
+        raise_data_error(f"{metric}: the runs were measured in {len(spaces)} feature spaces "
+                         f"({'; '.join(spaces.values())}); plot them separately")
+    return next(iter(spaces.values()), None)
+
+
 def metric_notes(sweeps: list[SweepResults], metrics: list[str]) -> list[str]:
-    """One caption line per metric: what it is measured on (its config settings)."""
+    """One caption line per metric: what it is measured on (its config settings, and the
+    feature network of the feature-space metrics)."""
     out = []
     for m in metrics:
         keys = METRIC_SETTINGS.get(m)
         if m in TRAINING_COLUMNS:
             out.append(f"{m}: the trainer's training-epoch mean.")
-        elif keys:
-            out.append(f"{m}: {config_values(sweeps, [*keys, 'eval.every'])}.")
-        else:
-            out.append(f"{m}: {config_values(sweeps, ['eval.every'])}.")
+            continue
+        text = f"{m}: {config_values(sweeps, [*(keys or []), 'eval.every'])}"
+        if m in FEATURE_SPACE_FILES:
+            features = [k for k in keys if k.endswith(".features")][0]
+            named = {flat[features] for s in sweeps for flat in s.done_configs() if flat.get(features) is not None}
+            if len(named) > 1:
+                raise_data_error(f"{m}: the runs use {features} = {', '.join(sorted(map(str, named)))}; "
+                                 "plot them separately")
+            space = feature_space(sweeps, m)
+            text += f"; feature network {space}" if space else ""
+        out.append(text + ".")
     return out
 
 

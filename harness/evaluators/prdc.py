@@ -1,0 +1,74 @@
+"""``prdc``: precision, recall, density and coverage of generated samples (Kynkäänniemi et al.
+2019; Naeem et al. 2020), in the feature space ``eval.prdc.features`` (``inception`` or the
+domain network ``lenet``, see :mod:`harness.metrics.features`).
+
+With ``c = cfg.eval.prdc``: N = ``c.num_samples`` prior draws from the stream
+``derive_seed(eval.seed, "fid")`` (the same z as the ``fid`` evaluator, so with equal N both
+describe the same samples), decoded and quantised as saved images, against the first
+min(N, |split|) images of the evaluation split (test, or the validation split with
+``eval.split: val``), with ``c.k`` nearest neighbours (Naeem et al. recommend k = 5). The
+reference features (cached on disk like FID's reference statistics) and their k-NN radii are
+computed once per run. Keys: ``precision``, ``recall``, ``density``, ``coverage``. What they
+depend on (feature network name, dims, sha256, test accuracy; k; both N) goes to
+``<run_dir>/prdc_provenance.json``: values from two feature spaces, or two k or N, are not
+comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.atomic import write_json
+from harness.config import ConfigError
+from harness.evaluators._base import EVALUATORS, Evaluator
+from harness.evaluators.fid import check_image_features, generate_images
+from harness.metrics import fid as M
+from harness.metrics.features import load_feature_net
+from harness.metrics.prdc import knn_radii, prdc
+from harness.provenance import package_versions
+from harness.seeding import make_generator
+
+PROVENANCE_FILE = "prdc_provenance.json"
+KEYS = ("precision", "recall", "density", "coverage")
+
+
+@EVALUATORS.register("prdc")
+class PRDCEvaluator(Evaluator):
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        c = cfg.eval.prdc
+        check_image_features(cfg, "prdc", c.features, "eval.prdc.features")
+        limit = cfg.data.val_size if cfg.eval.split == "val" else cfg.data.test_limit
+        n = c.num_samples if limit is None else min(c.num_samples, limit)
+        if c.k >= n:
+            raise ConfigError("eval.prdc.k", f"got {c.k}; allowed: 1 to {n - 1} (fewer than the {n} samples "
+                                             "of each set: eval.prdc.num_samples, data.test_limit or data.val_size)")
+
+    def __init__(self, cfg, data, prior, device, run_dir=None):
+        super().__init__(cfg, data, prior, device, run_dir)
+        if not data.is_image:
+            raise ConfigError("eval.metrics", f"'prdc' needs an image dataset; {data.name} holds vectors")
+        c = self.pcfg = cfg.eval.prdc
+        self.network = load_feature_net(c.features, cfg, data, device, cfg.eval.fid.batch_size)
+        ref_images = data.test_x[: c.num_samples]
+        if c.k >= len(ref_images):
+            raise ConfigError("eval.prdc.k", f"got {c.k}; allowed: 1 to {len(ref_images) - 1} "
+                                             f"(the reference set holds {len(ref_images)} images)")
+        cache = M.reference_cache_path(cfg.eval.fid.cache_dir, data.name, "eval", ref_images,
+                                       self.network.weights_sha256, self.network.dims)
+        self.reference, from_cache = M.reference_statistics(ref_images, self.network.extract, cache,
+                                                            self.network.dims)
+        self.radii = knn_radii(self.reference.features, c.k)
+        self.z = prior.sample(c.num_samples, generator=make_generator(cfg.eval.seed, "fid"))
+        if run_dir is not None:
+            write_json(Path(run_dir) / PROVENANCE_FILE, {
+                **self.network.provenance(), "caption": self.network.caption(), "k": c.k,
+                "n_generated": c.num_samples, "n_reference": len(ref_images), "split": cfg.eval.split,
+                "dataset": data.name, "image_shape": list(data.item_shape), "reference_cache": str(cache),
+                "reference_read_from_cache": from_cache, "eval_seed": cfg.eval.seed,
+                "versions": package_versions(),
+            })
+
+    def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
+        images = generate_images(model, self.z, self.data.item_shape, self.cfg.eval.fid.batch_size, self.device)
+        return prdc(self.reference.features, self.network.extract(images), self.pcfg.k, self.radii)
