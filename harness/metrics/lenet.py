@@ -221,7 +221,7 @@ def load_or_train(root: str | Path, dataset: str, train_x: torch.Tensor, train_y
         if cached is not None:
             return cached
         notice(f"{NAME} feature network: {why}; training it on {len(train_x):,} {dataset} images "
-               f"({recipe['steps']} steps, about 20-60 s on 2 CPU cores)")
+               f"({recipe['steps']} steps on one thread; see bench/README.md for its cost)")
         start, cpu = time.perf_counter(), time.process_time()
         net = train_lenet(train_x, train_y, num_classes, recipe)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
