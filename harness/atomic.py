@@ -34,8 +34,13 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Call ``write(fileobj)`` on a temporary file, then rename it onto ``path``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w",
+                 previous: str | os.PathLike | None = None) -> None:
+    """Call ``write(fileobj)`` on a temporary file, then rename it onto ``path``.
+
+    With ``previous``, the file that ``path`` held is first renamed to ``previous`` (kept as
+    the last good version); a kill between the two renames leaves ``previous`` in place.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -45,6 +50,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(tmp, path)
     except BaseException:
         try:

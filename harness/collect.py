@@ -4,21 +4,26 @@
 
 writes, atomically, into ``results/<sweep>/``:
 
-* ``runs.csv``: one row per run: ``id``, ``name``, one column per varied key (dotted, e.g.
-  ``method.tau``), ``status`` (pending / queued / running / interrupted / done / diverged /
-  failed, see :mod:`harness.sweep.state`), ``epochs`` (the last epoch logged),
+* ``runs.csv``: one row per run of the sweep: ``id``, ``name``, one column per varied key
+  (dotted, e.g. ``method.tau``), ``status`` (pending / running / interrupted / done /
+  diverged / failed as the run folder records it, see :func:`harness.run_folder.disk_state`;
+  ``unreadable`` when its status.json cannot be read), ``epochs`` (the last epoch logged),
   ``wall_time_s``, ``in_sweep`` (whether the run belongs to the sweep's latest expansion),
-  ``warning`` (the run's health warnings, :mod:`harness.health`, joined by "; "), then the
-  final metrics (the last line of ``metrics.jsonl``);
+  ``warning`` (the run's health warnings, :mod:`harness.health`), ``problems`` (what is broken in the folder, empty when nothing), then the
+  final metrics (the last readable line of ``metrics.jsonl``);
 * ``curves.csv``: one row per run and logged epoch: ``id``, ``name``, the varied keys,
   ``epoch`` and every metric logged that epoch (epoch 0 = evaluation at initialisation).
 
 The runs and their varied values come from the ``sweep.json`` manifest written by the sweep
+engine. Only the disk is read (no scheduler is asked: a run queued in SLURM is ``pending``
+here; ``python -m harness.sweep --status`` asks the queue). Every run of the manifest gets
+a row, however broken its folder: what cannot be read (corrupt JSON, metric lines cut off,
+unreadable or missing in the middle) is reported on stderr, one line per file, and in the
+``problems`` column, and the readable rest is used; it never stops the collection.
 engine, which lists the latest expansion only; every other run folder in the sweep folder
 (e.g. from an earlier invocation with another ``--set``) is collected too, with
 ``in_sweep`` false and its varied values read from its ``config.json``, so rerunning a sweep
-differently never hides results that are on disk. A run folder that cannot be read (corrupt or missing JSON, a truncated metrics line)
-is reported on stderr, one line each, and left out; it never stops the collection.
+differently never hides results that are on disk. 
 Python API: :func:`collect` returns the two tables as pandas DataFrames.
 """
 
@@ -33,20 +38,20 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.atomic import write_text
-from harness.sweep.identity import RUN_ID_RE, PathEscape, run_dir, run_name, sweep_dir
-from harness.sweep.state import CONFIG, MANIFEST, METRICS, PENDING, STATUS, read_json_file, sweep_states
+from harness.run_folder import (
+    CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
+    read_config_tree, read_json_file, read_metrics, read_status, run_dir, sweep_dir,
+)
+from harness.sweep.identity import run_name
 
 RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
 RUN_COLUMNS = ["id", "name"]
-STATE_COLUMNS = ["status", "epochs", "wall_time_s", "in_sweep", "warning"]
+STATE_COLUMNS = ["status", "epochs", "wall_time_s", "in_sweep", "warning", "problems"]
+UNREADABLE = "unreadable"  # status.json exists but cannot be read
 
 
 class CollectError(ValueError):
     """The sweep cannot be collected at all (no manifest); one line, exit status 2."""
-
-
-class RunUnreadable(ValueError):
-    """One run folder cannot be read; the message says which file and why."""
 
 
 def _warn(line: str) -> None:
@@ -69,34 +74,33 @@ def _cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a metrics.jsonl; :class:`RunUnreadable` on a bad or truncated line."""
-    rows = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise RunUnreadable(f"{path}: line {n} is not valid JSON (truncated?)") from None
-            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-                raise RunUnreadable(f"{path}: line {n} has no integer 'epoch'")
-            rows.append(row)
-    return rows
+def read_run(folder: Path) -> tuple[str, dict | None, list[dict], list[str]]:
+    """(state, status.json or None, readable metric rows, problems) of one run folder.
 
-
-def read_run(folder: Path) -> tuple[dict | None, list[dict]]:
-    """(status.json or None, metric rows) of a run folder, or :class:`RunUnreadable`."""
-    status = None
-    if (folder / STATUS).exists():
-        status = read_json_file(folder / STATUS)
-        if not isinstance(status, dict):
-            raise RunUnreadable(f"{folder / STATUS}: not a readable JSON object")
-        if not isinstance(read_json_file(folder / CONFIG), dict):
-            raise RunUnreadable(f"{folder / CONFIG}: missing or not a readable JSON object")
-    metrics = read_metrics(folder / METRICS) if (folder / METRICS).exists() else []
-    return status, metrics
+    Reads the disk only. Problems are one short phrase each, naming the file: an unreadable
+    status.json (state ``unreadable``) or config.json, metric lines cut off, unreadable or
+    missing (also lines missing after the last one, when status.json says more epochs ran).
+    """
+    problems: list[str] = []
+    status = read_status(folder)
+    if status is None and (folder / STATUS).exists():
+        state = UNREADABLE
+        problems.append(f"{folder / STATUS}: not a readable JSON object")
+    else:
+        state = disk_state(status) if folder.exists() else PENDING
+    if folder.exists() and (folder / STATUS).exists() and read_config_tree(folder) is None:
+        problems.append(f"{folder / CONFIG}: missing or not a readable JSON object")
+    metrics = read_metrics(folder / METRICS)
+    rows = metrics.rows
+    lost = metrics.problems
+    logged = rows[-1]["epoch"] if rows else 0
+    recorded = (status or {}).get("epoch")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > logged:
+        n = recorded - logged
+        lost.append(f"{n} epoch{'s' if n > 1 else ''} after epoch {logged} missing (status.json says {recorded})")
+    if lost:
+        problems.append(f"{folder / METRICS}: {'; '.join(lost)}")
+    return state, status, rows, problems
 
 
 def _get(tree: Any, key: str) -> tuple[bool, Any]:
@@ -150,7 +154,6 @@ def collect(sweep: str | Path, results: str | Path = "results",
             warn(f"{folder / MANIFEST}: {e}; skipped")
     current = {e["id"] for e, _ in entries}
     entries += earlier_runs(folder, current, varied_keys, name_keys, warn)
-    states = sweep_states(folder, [e["id"] for e, _ in entries])
 
     fixed = set(RUN_COLUMNS) | set(STATE_COLUMNS) | set(varied_keys)
     run_rows, curve_rows, final_keys, curve_keys = [], [], [], []
@@ -159,18 +162,16 @@ def collect(sweep: str | Path, results: str | Path = "results",
         head = {"id": entry["id"], "name": entry.get("name", ""),
                 **{k: _cell(varied.get(k)) for k in varied_keys}}
         try:
-            status, metrics = read_run(path) if path.exists() else (None, [])
-        except RunUnreadable as e:
-            warn(f"{e}; run skipped")
-            continue
+            state, status, metrics, problems = read_run(path)
         except OSError as e:
-            warn(f"{path}: {e.strerror or e}; run skipped")
-            continue
-        state = states[entry["id"]][0] if path.exists() else PENDING
+            state, status, metrics, problems = UNREADABLE, None, [], [describe_os_error(e, path)]
+        for line in problems:
+            warn(line)
         warnings = (status or {}).get("warnings")
         row = dict(head, status=state, epochs=metrics[-1]["epoch"] if metrics else 0,
                    wall_time_s=(status or {}).get("wall_time_s"), in_sweep=entry["id"] in current,
-                   warning="; ".join(map(str, warnings)) if isinstance(warnings, list) else "")
+                   warning="; ".join(map(str, warnings)) if isinstance(warnings, list) else "",
+                   problems="; ".join(problems) if problems else None)
         for key, value in (metrics[-1] if metrics else {}).items():
             if key != "epoch":
                 col = _renamed(key, fixed)

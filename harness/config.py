@@ -24,36 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ConfigError, require, require_choice  # noqa: F401  (re-exported)
 from harness.registry import suggest
 from harness.yaml_io import YAMLInputError, YAMLRefused, load_file, loads
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; ``str(err)`` is one line naming key and allowed values."""
-
-    def __init__(self, key: str, message: str, source: str | None = None):
-        self.key, self.message, self.source = key, message, source
-        super().__init__(self._text())
-
-    def _text(self) -> str:
-        prefix = f"{self.source}: " if self.source else ""
-        return f"{prefix}{self.key}: {self.message}" if self.key else f"{prefix}{self.message}"
-
-    def with_source(self, source: str) -> "ConfigError":
-        return ConfigError(self.key, self.message, source)
-
-
-def require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    """Raise a ConfigError for ``key`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(key, f"got {value!r}; allowed: {allowed}")
-
-
-def require_choice(value: Any, key: str, choices: list[str]) -> None:
-    if value not in choices:
-        raise ConfigError(
-            key, f"got {value!r}{suggest(value, choices)}; allowed: {', '.join(choices)}"
-        )
 
 
 # ---------------------------------------------------------------------------- sections
@@ -649,3 +622,12 @@ def tree_fingerprint(tree: dict) -> str:
     diff.setdefault("method", {})["name"] = name  # defaults are per method
     blob = json.dumps(diff, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_id(cfg: RunConfig) -> str:
+    """The stable id of a run (its folder name in a sweep): :func:`config_fingerprint` of the
+    config with the execution-only fields reset (:data:`EXECUTION_ONLY`), so the same run
+    started with another thread count or data folder keeps its id."""
+    changed = {section: dataclasses.replace(getattr(cfg, section), **fields)
+               for section, fields in EXECUTION_ONLY.items()}
+    return config_fingerprint(dataclasses.replace(cfg, **changed))

@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import ConfigError, require
+from harness.errors import ConfigError, require
 
 STATE_DIR_ENV = "MOCA_SLURM_STATE_DIR"
 MAX_ARRAY_SIZE_ENV = "MOCA_SLURM_MAX_ARRAY_SIZE"

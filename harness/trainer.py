@@ -44,13 +44,46 @@ from tqdm import tqdm
 from harness import distributed
 from harness.archs import build_autoencoder
 from harness.atomic import atomic_write
-from harness.config import ConfigError, RunConfig, config_from_dict, same_run
+from harness.config import RunConfig
+from harness.errors import ConfigError
+from harness.run_folder import same_config
 from harness.datasets import DataBundle, load_dataset
 from harness.evaluators import build_evaluators
 from harness.precise_bn import bn_layers, recompute_bn_stats
 from harness.priors import build_prior
 from harness.seeding import derive_seed, make_generator
 from methods import REGULARIZERS, RegularizerContext
+
+
+PREVIOUS_SUFFIX = ".prev"  # checkpoint.pt -> checkpoint.prev.pt: the last good state before it
+
+
+class CheckpointUnreadable(Exception):
+    """No checkpoint of the run could be read; the message is one line saying why."""
+
+
+def previous_checkpoint(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.stem + PREVIOUS_SUFFIX + path.suffix)
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError behind an exception (torch.save reports a full disk as ``unexpected pos``)."""
+    seen = e
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def read_checkpoint_config(path: Path) -> dict | None:
+    """The config tree stored in a checkpoint, or None when it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    return state.get("config") if isinstance(state, dict) else None
 
 
 class Diverged(Exception):
@@ -209,6 +242,7 @@ class Trainer:
             g = make_generator(cfg.eval.seed, "precise_bn")
             self._precise_bn_idx = torch.randperm(n_train, generator=g)[:n]
         self.images: dict = {}  # image grids the evaluators made at the last evaluation (for trackers)
+        self.notice: str | None = None  # what resume() had to recover from, one line
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimiser steps
         self._train_x = self._place_data(self.data.train_x)
@@ -396,8 +430,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         # re-resolved, so defaults added to the harness since the checkpoint do not count
-        if not same_run(config_from_dict(state["config"]).to_dict(), self.cfg.to_dict()):
-            raise ValueError("the checkpoint was written by a run with a different config")
+        if not same_config(state.get("config"), self.cfg):
+            raise ConfigError("", "the checkpoint was written by a run with a different config")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -406,11 +440,56 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
     def save_checkpoint(self, path: Path) -> None:
+        """Write the checkpoint atomically; the one it replaces is kept as ``*.prev.pt`` (the
+        fallback when the newest cannot be read). A full disk raises its ``OSError``."""
         state = self.state_dict()
-        atomic_write(path, lambda f: torch.save(state, f), mode="wb")
+        try:
+            atomic_write(path, lambda f: torch.save(state, f), mode="wb", previous=previous_checkpoint(path))
+        except RuntimeError as e:
+            cause = _os_error_in(e)
+            if cause is None:
+                raise
+            raise OSError(cause.errno, cause.strerror, str(path)) from None
 
     def load_checkpoint(self, path: Path) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    def resume(self, path: Path) -> int | None:
+        """Load the newest readable checkpoint: ``path``, else the previous one; return its
+        epoch, or None when there is none (the run starts from scratch).
+
+        A checkpoint that cannot be read (cut off, corrupt) is removed, and :attr:`notice`
+        says, in one line, what was used instead. A readable checkpoint of another config
+        raises :class:`ConfigError`.
+        """
+        path = Path(path)
+        self.notice = None
+        broken = []
+        for candidate in (path, previous_checkpoint(path)):
+            if not candidate.exists():
+                continue
+            try:
+                state = torch.load(candidate, map_location=self.device, weights_only=True)
+                if not isinstance(state, dict) or "model" not in state:
+                    raise ValueError("not a checkpoint of this harness")
+            except Exception as e:
+                broken.append((candidate, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+                continue
+            self.load_state_dict(state)
+            if broken:
+                self.notice = (f"{broken[0][0]}: unreadable ({broken[0][1][:120]}); resumed from "
+                               f"{candidate.name} (epoch {self.epoch})")
+            for bad, _ in broken:
+                bad.unlink(missing_ok=True)
+            if candidate != path:  # the next save must not rotate a broken file over this one
+                os.replace(candidate, path)
+            return self.epoch
+        if broken:
+            self.notice = (f"{broken[0][0]}: unreadable ({broken[0][1][:120]}) and no earlier checkpoint "
+                           "can be read; the run restarts from epoch 0")
+            for bad, _ in broken:
+                bad.unlink(missing_ok=True)
+        return None
 
     # ------------------------------------------------------------------ loop
 

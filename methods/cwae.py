@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import ot
 import torch
 
-from harness.config import require
+from harness.errors import require
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 

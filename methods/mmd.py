@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import ot
 import torch
 
-from harness.config import require, require_choice
+from harness.errors import require, require_choice
 from harness.priors import Prior
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.config import ConfigError, require, require_choice
+from harness.errors import ConfigError, require, require_choice
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 

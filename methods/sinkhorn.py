@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import ot
 import torch
 
-from harness.config import require, require_choice
+from harness.errors import require, require_choice
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 NORMALIZATIONS = ["none", "mean", "max"]

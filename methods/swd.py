@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.config import require
+from harness.errors import require
 from methods._base import REGULARIZERS, Regularizer
 
 

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from harness.config import require
+from harness.errors import require
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 

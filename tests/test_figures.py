@@ -309,10 +309,10 @@ def test_partial_and_corrupt_runs_are_reported_not_drawn(results, capsys):
     out = render_item(ITEMS["table5"], results)
     assert out.state == PARTIAL
     notes = " ".join(out.notes)
-    assert f"{ids[3]}/status.json" in notes and "1 of 3 runs done" in notes
+    assert f"{ids[3]}/status.json" in notes and "1 of 4 runs done" in notes  # the broken run still counts
     data = pd.read_csv(results / "tables" / "table5.csv")
     assert data["runs"].sum() == 1  # only the done run
-    assert "1 of 3 runs done (1 pending, 1 running)" in (results / "tables" / "table5.md").read_text()
+    assert "1 of 4 runs done (1 pending, 1 running, 1 unreadable)" in (results / "tables" / "table5.md").read_text()
 
 
 def test_sweep_without_done_runs_is_missing_with_its_states(results):
@@ -358,8 +358,10 @@ def test_scale_is_derived_from_the_run_configs():
     assert derive_scale(item, [paper_cfg], 2)[1] == ["config unknown for 1 of 2 runs"]
 
 
-def test_committed_csvs_and_the_sweep_file_suffice(results):
-    """A clone has runs.csv / curves.csv but no run folders: configs come from the sweep file."""
+def test_configs_come_from_config_json_never_from_the_sweep_file(results):
+    """With the run folders gone, runs.csv still draws, but configs are not guessed by
+    re-expanding the sweep file (it may have changed since): the caption says they are
+    unknown. With the folders, each run's config.json supplies them."""
     from harness.sweep.spec import load_sweep
 
     sweep_file = ROOT / "sweeps" / "convergence.yaml"
@@ -376,18 +378,24 @@ def test_committed_csvs_and_the_sweep_file_suffice(results):
         "name": sweep.name, "sweep_file": str(sweep_file), "varied_keys": sweep.varied_keys,
         "runs": [{"id": r.id, "name": r.name, "varied": r.varied} for r in sweep.runs]}))
     write_collection(folder)
+    s = load_sweep_results(results, "convergence")
+    assert s.source == "run folders" and not s.problems
+    assert set(s.done_runs["model.arch"]) == {"small_conv"} and set(s.done_curves["eval.swd.mode"]) == {"swd_pytorch"}
+    render_item(ITEMS["fig2_right"], results)
+    caption = (results / "figures" / "fig2_right.caption.md").read_text()
+    assert "eval.swd.mode = swd_pytorch; eval.swd.num_images = 500" in caption
+
     for run in sweep.runs:
         for f in (folder / run.id).iterdir():
             f.unlink()
         (folder / run.id).rmdir()
     s = load_sweep_results(results, "convergence")
-    assert s.source == "runs.csv" and len(s.done_runs) == len(sweep.runs) and not s.problems
-    assert set(s.done_runs["model.arch"]) == {"small_conv"} and set(s.done_curves["eval.swd.mode"]) == {"swd_pytorch"}
+    assert s.source == "runs.csv" and len(s.done_runs) == len(sweep.runs) and not s.configs
+    assert s.problems == [f"{len(sweep.runs)} done runs have no readable config.json"]
     out = render_item(ITEMS["fig2_right"], results)
-    assert out.state == PARTIAL  # the paper-scale sweep paper_convergence is not there
+    assert out.state == PARTIAL
     caption = (results / "figures" / "fig2_right.caption.md").read_text()
-    assert "read from runs.csv" in caption and "model.arch = small_conv (paper: a2)" in caption
-    assert "eval.swd.mode = swd_pytorch; eval.swd.num_images = 500" in caption
+    assert "read from runs.csv" in caption and "scale unknown" in caption and "no run config available" in caption
     assert "python -m harness.sweep sweeps/paper/convergence.yaml" in caption
 
 

@@ -13,7 +13,7 @@ import math
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
 
-from harness.config import ConfigError
+from harness.errors import ConfigError
 
 MIN_SIDE = 8  # smallest image side any convolutional architecture here accepts
 

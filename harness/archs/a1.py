@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from harness.archs._base import ARCHS, AutoEncoder
 from harness.archs._blocks import Unflatten, conv_same, halvings, halvings_to, image_shape
-from harness.config import ConfigError
+from harness.errors import ConfigError
 
 KERNEL = 4
 MIN_ENCODER_LAYERS = 4  # Conv128, Conv256, Conv512, Conv1024

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from harness.atomic import write_json
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.metrics import fid as M
 from harness.metrics.features import load_feature_net

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.metrics.image_swd import image_swd, to_uint8
 from harness.seeding import derive_seed, make_generator

@@ -104,7 +104,7 @@ def _load(item: Item, results: Path) -> tuple[list[SweepResults], list[SweepRef]
     present, missing, notes, errors = [], [], [], []
     for ref in item.sweeps:
         try:
-            s = load_sweep_results(results, ref.name, ref.file)
+            s = load_sweep_results(results, ref.name)
         except ResultsUnreadable as e:
             errors.append(str(e))
             missing.append(ref)

@@ -8,10 +8,9 @@ sources, in this order:
 2. ``runs.csv`` / ``curves.csv`` written by ``python -m harness.collect`` (what a clone of the
    repository holds: run folders are not committed, see .gitignore).
 
-Each run's resolved config comes from its ``config.json`` or, when the run folder is absent,
-from re-expanding the sweep file named in the manifest (runs are matched by their content-hash
-id, so an edited sweep file cannot lend a run the wrong config: its runs simply get no config).
-The configs supply the keys the sweep did not vary (dataset, architecture, metric modes), from
+Each run's resolved config comes from its ``config.json`` (never from re-expanding a sweep
+file, which may have changed since); a run without a readable one has no config, and the
+captions say so. The configs supply the keys the sweep did not vary (dataset, architecture, metric modes), from
 which captions state the scale and the measurement settings.
 
 Nothing here invents a value: a run without a config, a corrupt run folder or a missing file
@@ -29,10 +28,9 @@ from typing import Any
 import pandas as pd
 
 from harness.collect import CURVES_CSV, RUNS_CSV, CollectError, collect
-from harness.sweep.identity import PathEscape, run_dir, sweep_dir
-from harness.sweep.state import CONFIG, DONE, MANIFEST, read_json_file
+from harness.run_folder import DONE, MANIFEST, PathEscape, read_config_tree, read_json_file, run_dir, sweep_dir
 
-STATE_COLUMNS = ("status", "epochs", "wall_time_s")
+STATE_COLUMNS = ("status", "epochs", "wall_time_s", "problems")
 
 
 class ResultsUnreadable(ValueError):
@@ -104,18 +102,6 @@ def _varied_from_csv(runs: pd.DataFrame) -> list[str]:
     return []
 
 
-def _configs_from_sweep_file(path: Path, ids: set[str], problems: list[str]) -> dict[str, dict]:
-    """Resolved configs of the runs ``ids`` by re-expanding the sweep file (matched by id)."""
-    from harness.sweep.spec import SweepError, load_sweep  # imports torch-side registries
-
-    try:
-        sweep = load_sweep(path)
-    except SweepError as e:
-        problems.append(f"run configs unavailable: {e}")
-        return {}
-    return {r.id: flatten(r.config.to_dict()) for r in sweep.runs if r.id in ids}
-
-
 def _attach_configs(df: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     """Add one column per config key that ``df`` lacks (varied keys are already there)."""
     if df.empty or not configs:
@@ -129,11 +115,10 @@ def _attach_configs(df: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     return df.merge(extra, on="id", how="left")
 
 
-def load_sweep_results(results: str | Path, name: str, sweep_file: str | Path | None = None) -> SweepResults | None:
+def load_sweep_results(results: str | Path, name: str) -> SweepResults | None:
     """The results of sweep ``name`` under ``results``; None when there are none at all.
 
-    ``sweep_file`` (the registry's file for this sweep) is the fallback for run configs when
-    neither the run folders nor the manifest's ``sweep_file`` can supply them. Raises
+    Raises
     :class:`ResultsUnreadable` when the folder exists but nothing in it can be read.
     """
     try:
@@ -184,21 +169,15 @@ def load_sweep_results(results: str | Path, name: str, sweep_file: str | Path | 
 
     configs: dict[str, dict] = {}
     for rid in runs["id"]:
-        path = folder / rid / CONFIG
-        cfg = read_json_file(path) if path.is_file() else None
-        if isinstance(cfg, dict):
-            configs[rid] = flatten(cfg)
-    lacking = set(runs["id"]) - set(configs)
-    if lacking:
-        candidates = [Path(p) for p in ((manifest or {}).get("sweep_file"), sweep_file) if p]
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is not None:
-            configs.update(_configs_from_sweep_file(found, lacking, problems))
-        lacking = set(runs["id"]) - set(configs)
-        done_lacking = lacking & set(runs.loc[runs["status"] == DONE, "id"])
-        if done_lacking:
-            problems.append(f"{len(done_lacking)} done runs have no known config "
-                            f"(no config.json, and the sweep file no longer expands to their ids)")
+        try:
+            tree = read_config_tree(run_dir(folder, rid))
+        except PathEscape:
+            tree = None
+        if tree is not None:
+            configs[rid] = flatten(tree)
+    done_lacking = (set(runs["id"]) - set(configs)) & set(runs.loc[runs["status"] == DONE, "id"])
+    if done_lacking:
+        problems.append(f"{len(done_lacking)} done runs have no readable config.json")
     runs = _attach_configs(runs, configs)
     curves = _attach_configs(curves, configs)
     return SweepResults(name, folder, source, varied, runs, curves, configs, problems)

@@ -15,8 +15,10 @@ then (in the same invocation once they are all done or diverged, or on a later r
 runs of the selected settings (:mod:`harness.sweep.search`).
 
 Exit status: 0 when every run is done or diverged (or, with ``--no-wait``, once submitted;
-with ``--dry-run`` / ``--status``, always), 1 when some run is not, 2 for a bad sweep file or
-command line (one line on stderr; nothing written, nothing submitted), 130 on Ctrl-C.
+with ``--dry-run`` / ``--status``, always), 1 when some run is not or when the results folder
+cannot be written (a file, read-only, a full disk: one line), 2 for a bad sweep file or
+command line (one line on stderr; nothing written, nothing submitted), 130 on Ctrl-C (one
+line, at any point; every file is written atomically, so the same command resumes).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 
 from tqdm import tqdm
 
+from harness.run_folder import describe_os_error
 from harness.sweep.engine import (
     all_final, check_folders, current_states, plan, prepare, print_reasons, print_table, summary,
 )
@@ -208,6 +211,17 @@ def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:  # while validating, preparing folders or collecting: nothing half-written
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    except OSError as e:  # the results folder is a file, read-only, on a full disk, ...
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         sweep = load_sweep(args.sweep, args.sets, max_runs=None if args.allow_large else MAX_RUNS)
         folder = sweep_dir(args.results, sweep.name)

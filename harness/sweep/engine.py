@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.atomic import write_json
-from harness.config import ConfigError, config_from_dict, same_run
+from harness.run_folder import same_config
 from harness.sweep.executors import Launch
 from harness.sweep.identity import format_value, run_dir, short_labels
 from harness.sweep.spec import Sweep, SweepError
@@ -47,17 +47,18 @@ def plan(sweep: Sweep, states: dict[str, tuple[str, dict | None]], retry_failed:
 
 
 def check_folders(sweep: Sweep, folder: Path) -> None:
-    """Refuse to reuse a run folder whose config.json holds a different config."""
+    """Refuse to reuse a run folder whose config.json holds a different config (the same
+    check as ``harness.train``'s: :func:`harness.run_folder.same_config`). A config.json that
+    cannot be read at all is left to the run, which rewrites it (its folder name is the
+    config's hash, so the folder's run is known)."""
     for run in sweep.runs:
         path = run_dir(folder, run.id) / CONFIG
         if not path.exists():
             continue
         stored = read_json_file(path)
-        try:  # re-resolved, as the trainer does: defaults added since do not count as a change
-            on_disk = config_from_dict(stored).to_dict() if isinstance(stored, dict) else None
-        except ConfigError:
-            on_disk = None
-        if on_disk is None or not same_run(on_disk, run.config.to_dict()):
+        if stored is None:
+            continue
+        if not same_config(stored, run.config):
             raise SweepError(f"{path}: holds another config than run '{run.name}' (id {run.id}); "
                              "allowed: the run's own config (move or delete that folder)")
 

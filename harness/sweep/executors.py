@@ -26,6 +26,7 @@ import multiprocessing.connection
 import os
 import re
 import signal
+import sys
 import shutil
 import subprocess
 import threading
@@ -38,7 +39,7 @@ from harness.atomic import write_json
 from harness.sweep.spec import RunSpec, SlurmConfig
 from harness.sweep.state import (
     CONFIG, INTERRUPTED, LOG, PENDING, SUBMITIT_DIR, SUBMITTED, read_status, read_submitted, record_slurm_ends, run_state,
-    slurm_active_jobs, slurm_end_states,
+    slurm_active_jobs, slurm_end_states, read_json_file,
 )
 
 EXECUTORS = ["local", "slurm", "debug"]
@@ -59,7 +60,10 @@ class Launch:
         training at once instead of first writing every folder; the other executors get
         folders written by :func:`harness.sweep.engine.prepare` before submission."""
         path = self.folder / CONFIG
-        if not path.exists():
+        if read_json_file(path) is None:  # absent, or unreadable: the folder's id says what it was
+            if path.exists():
+                print(f"{path}: unreadable; rewritten from the sweep (the folder is run {self.run.id})",
+                      file=sys.stderr)
             write_json(path, self.run.config.to_dict())
 
 

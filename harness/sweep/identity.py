@@ -9,60 +9,25 @@
   is for people (tables, legends), never a path.
 * The **folder** of a run is ``<results root>/<sweep name>/<run id>``. Sweep names come from
   YAML and ids from a manifest on disk, so both are checked against strict patterns and every
-  path is resolved and checked to lie inside the results root before it is used.
+  path is resolved and checked to lie inside the results root before it is used
+  (:func:`harness.run_folder.sweep_dir` / :func:`~harness.run_folder.run_dir`).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig, tree_fingerprint, without_execution_only
-
-SWEEP_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" allows a final newline
-SWEEP_NAME_ALLOWED = "1-64 characters from letters, digits, '_', '-', '.', starting with a letter or digit"
-RUN_ID_RE = re.compile(r"\A[0-9a-f]{12}\Z")
-
-
-class PathEscape(ValueError):
-    """A name or path that would leave the results root."""
+from harness.run_folder import (  # noqa: F401  (the results layout lives with the run folder)
+    RUN_ID_RE, SWEEP_NAME_ALLOWED, SWEEP_NAME_RE, PathEscape, inside, run_dir, sweep_dir, valid_sweep_name,
+)
 
 
 def run_id(cfg: RunConfig, tree: dict | None = None) -> str:
     """The stable id of a run: the fingerprint of its config without execution-only fields
     (``tree``: ``cfg.to_dict()`` if the caller has it already)."""
     return tree_fingerprint(without_execution_only(tree if tree is not None else cfg.to_dict()))
-
-
-def valid_sweep_name(name: Any) -> bool:
-    return isinstance(name, str) and bool(SWEEP_NAME_RE.match(name))
-
-
-def inside(root: Path, path: Path) -> Path:
-    """``path`` resolved, or :class:`PathEscape` when it is not strictly inside ``root``."""
-    root_r, path_r = root.resolve(), path.resolve()
-    if path_r == root_r or root_r not in path_r.parents:
-        raise PathEscape(f"{path} is outside {root}")
-    return path_r
-
-
-def sweep_dir(results_root: str | Path, name: str) -> Path:
-    """``<results root>/<name>``, refusing names that are not plain folder names."""
-    if not valid_sweep_name(name):
-        raise PathEscape(f"sweep name {name!r} is not allowed; allowed: {SWEEP_NAME_ALLOWED}")
-    root = Path(results_root)
-    inside(root, root / name)
-    return root / name
-
-
-def run_dir(sweep_folder: Path, rid: str) -> Path:
-    """The folder of run ``rid`` inside a sweep folder (ids are 12 lowercase hex digits)."""
-    if not isinstance(rid, str) or not RUN_ID_RE.match(rid):
-        raise PathEscape(f"run id {rid!r} is not 12 hexadecimal digits")
-    inside(sweep_folder, sweep_folder / rid)
-    return sweep_folder / rid
 
 
 def format_value(value: Any) -> str:

@@ -23,9 +23,8 @@ import submitit
 import torch
 
 from harness import distributed
-from harness.atomic import read_json
 from harness.config import config_from_dict
-from harness.sweep.state import CONFIG, DONE, DIVERGED, FAILED, RUNNING, run_lock
+from harness.run_folder import CONFIG, DIVERGED, DONE, FAILED, RUNNING, read_config_tree, run_lock
 
 EXIT_CODES = {DONE: 0, FAILED: 1, DIVERGED: 3, RUNNING: 4}
 
@@ -36,7 +35,8 @@ def run_in_folder(run_dir: str | Path, threads: int | None = None) -> str:
     ``threads`` sets torch's intra-op thread count when the config leaves
     ``train.num_threads`` unset (under SLURM: the task's ``SLURM_CPUS_PER_TASK``), so parallel
     runs do not oversubscribe the cores. Returns ``running`` without doing anything when
-    another process is already training this folder.
+    another process is already training this folder (:func:`harness.train.train_run` holds
+    the folder's lock), and ``failed`` when its config.json cannot be read (one line).
     """
     from harness.train import train_run
 
@@ -44,16 +44,16 @@ def run_in_folder(run_dir: str | Path, threads: int | None = None) -> str:
     distributed.export_slurm_env()  # several SLURM tasks of one job = one run on several processes
     if distributed.world_size_from_env() > 1:
         return _run_distributed(run_dir, threads)
-    with run_lock(run_dir) as held:
-        if not held:
-            print(f"{run_dir}: another process is training this run; nothing done", file=sys.stderr)
-            return RUNNING
-        cfg = config_from_dict(read_json(run_dir / CONFIG))
-        if threads is None:
-            threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
-        if threads and cfg.train.num_threads is None:
-            torch.set_num_threads(threads)
-        return train_run(cfg, run_dir)
+    tree = read_config_tree(run_dir)
+    if tree is None:
+        print(f"{run_dir / CONFIG}: missing or unreadable; rerun the sweep to rewrite it", file=sys.stderr)
+        return FAILED
+    cfg = config_from_dict(tree)
+    if threads is None:
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
+    if threads and cfg.train.num_threads is None:
+        torch.set_num_threads(threads)
+    return train_run(cfg, run_dir)
 
 
 def _run_distributed(run_dir: Path, threads: int | None) -> str:
@@ -61,7 +61,11 @@ def _run_distributed(run_dir: Path, threads: int | None) -> str:
     whether it got it (they train only together with it)."""
     from harness.train import train_run
 
-    cfg = config_from_dict(read_json(run_dir / CONFIG))
+    tree = read_config_tree(run_dir)
+    if tree is None:
+        print(f"{run_dir / CONFIG}: missing or unreadable; rerun the sweep to rewrite it", file=sys.stderr)
+        return FAILED
+    cfg = config_from_dict(tree)
     dist = distributed.init_from_env(cfg.train.device)
     try:
         threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
@@ -73,7 +77,7 @@ def _run_distributed(run_dir: Path, threads: int | None) -> str:
                 if dist.is_main:
                     print(f"{run_dir}: another process is training this run; nothing done", file=sys.stderr)
                 return RUNNING
-            return train_run(cfg, run_dir)
+            return train_run(cfg, run_dir, take_lock=False)  # rank 0 holds the lock already
     finally:
         distributed.shutdown()
 

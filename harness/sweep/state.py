@@ -23,95 +23,37 @@ mistaken for the run), or, on another machine, when its SLURM job is still in ``
 A ``running`` status from another machine without SLURM ids cannot be checked and is
 taken as running.
 
-This module imports no torch, so ``--status`` and ``harness.collect`` stay light.
+The run folder itself (file names, the lock, reading status.json, local liveness) belongs to
+:mod:`harness.run_folder`; this module adds what the scheduler knows. It imports no torch, so
+``--status`` stays light.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
-import json
-import os
-import shutil
 import socket
+import shutil
 import subprocess
 import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable
 
 from harness.atomic import write_json
+from harness.run_folder import (  # noqa: F401  (the run folder's names, re-exported for the sweep layer)
+    CHECKPOINT, CONFIG, DIVERGED, DONE, FAILED, FINAL, INTERRUPTED, LOCK, LOG, MANIFEST, METRICS, PENDING,
+    PID_SLACK_S, QUEUED, RUNNING, STATES, STATUS, local_writer_alive, pid_alive, read_json_file, read_status,
+    run_lock,
+)
 
-# the files of a run folder (docs/design.md "A run folder"; written by harness.train)
-CONFIG, STATUS, METRICS, CHECKPOINT, LOG, LOCK = (
-    "config.json", "status.json", "metrics.jsonl", "checkpoint.pt", "train.log", ".lock")
-SUBMITIT_DIR, SUBMITTED, MANIFEST = ".submitit", "jobs.json", "sweep.json"
-
-PENDING, QUEUED, RUNNING, INTERRUPTED = "pending", "queued", "running", "interrupted"
-DONE, DIVERGED, FAILED = "done", "diverged", "failed"
-STATES = [DONE, DIVERGED, FAILED, INTERRUPTED, RUNNING, QUEUED, PENDING]  # summary order
-FINAL = (DONE, DIVERGED)  # never rerun (docs/sweeps.md "Skip and resume")
-PID_SLACK_S = 5.0  # clock granularity allowed between a process start and its status write
+SUBMITIT_DIR, SUBMITTED = ".submitit", "jobs.json"
 # sacct states of a job that has not ended (sacct(1) "JOB STATE CODES"); any other has ended
 SLURM_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING", "CONFIGURING",
                 "STAGE_OUT", "SIGNALING", "REQUEUE_FED", "REQUEUE_HOLD", "SPECIAL_EXIT", "STOPPED"}
 SACCT_SETTLE_S = 10.0  # slurmdbd may record a job's end a few seconds after it left squeue
 
 
-def read_json_file(path: Path) -> Any:
-    """The parsed JSON at ``path``, or None when it is absent or unreadable."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def read_status(run_dir: Path) -> dict | None:
-    status = read_json_file(Path(run_dir) / STATUS)
-    return status if isinstance(status, dict) else None
-
-
 # ---------------------------------------------------------------------------- liveness
-
-
-def _epoch(iso: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(iso)).timestamp()
-    except ValueError:
-        return None
-
-
-def _process_start(pid: int) -> tuple[str, float] | None:
-    """(state letter, start time as a Unix time) of ``pid`` from /proc, or None if absent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-    except (OSError, StopIteration, ValueError):
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-    return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-
-
-def pid_alive(pid: int, written_at: str | None = None) -> bool:
-    """Whether ``pid`` on this machine is a live process that could have written the status."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if Path("/proc/self/stat").exists():
-        info = _process_start(pid)
-        if info is None or info[0] in ("Z", "X"):
-            return False
-        written = _epoch(written_at)
-        return written is None or info[1] <= written + PID_SLACK_S
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def status_job_id(status: dict) -> str | None:
@@ -168,8 +110,9 @@ def slurm_end_states(job_ids: Iterable[str], settle_s: float = SACCT_SETTLE_S) -
 
 def process_alive(status: dict, active_jobs: set[str] | None) -> bool | None:
     """True / False when the writer of a ``running`` status can be checked, else None."""
-    if status.get("host") == socket.gethostname() and "pid" in status:
-        return pid_alive(status["pid"], status.get("updated_at"))
+    local = local_writer_alive(status)
+    if local is not None:
+        return local
     job = status_job_id(status)
     if job and active_jobs is not None:
         return job in active_jobs
@@ -250,21 +193,3 @@ def record_slurm_ends(sweep_folder: Path, states: dict[str, tuple[str, dict | No
             write_json(run_dir / STATUS, status)
         states[rid] = (INTERRUPTED, status)
     return states
-
-
-@contextmanager
-def run_lock(run_dir: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on a run folder while training it; yields False when another
-    process holds it (the same run launched twice), so the second launch does nothing.
-    The kernel drops the lock when the holder dies, however it dies."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)

@@ -1,0 +1,421 @@
+"""The run folder: its files, states, lock, "same config?" check and broken-file recovery.
+
+Results on disk are the API (docs/design.md "A run folder"). This module is the one place
+that knows the layout, and it imports no torch and no scheduler code, so ``harness.train``,
+the sweep engine, ``harness.collect`` and ``harness.figures`` all read and write run folders
+through it::
+
+    <results>/<sweep>/            a sweep folder: sweep.json (the manifest), runs.csv, curves.csv
+    <results>/<sweep>/<run id>/   a run folder (the id is 12 hex digits: the config's hash)
+        config.json     resolved RunConfig.to_dict()
+        status.json     {"state": running|interrupted|done|diverged|failed, "epoch", "step", ...}
+        metrics.jsonl   one JSON object per epoch (epoch 0 = evaluation at initialisation)
+        checkpoint.pt   the training state after the last completed epoch
+        error.txt       the traceback of a crashed run
+        train.log       the output of a run started by the local executor
+        .lock           held (flock) by the process that trains the run
+
+States recorded in ``status.json`` by the trainer: ``running``, ``done``, ``diverged``,
+``failed``; ``interrupted`` is written for a SLURM job that ended without the trainer
+finishing. :func:`disk_state` derives the state from the folder alone (``pending`` without a
+status; a ``running`` status of this machine whose process is gone is ``interrupted``); the
+sweep engine adds ``queued`` from the scheduler (:mod:`harness.sweep.state`).
+
+Broken files (a run killed by the kernel, a full disk, a hand edit) never make a run fail
+for good: :func:`read_metrics` keeps every readable line and reports torn, unreadable or
+missing lines; a run folder whose ``config.json`` or ``status.json`` cannot be read is
+recovered by the trainer (:mod:`harness.train`) where it can tell what the run was.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from harness.atomic import write_json, write_text
+
+if TYPE_CHECKING:  # the config module is imported lazily: it pulls in the plug-in registries
+    from harness.config import RunConfig
+
+# ---------------------------------------------------------------------------- names
+
+CONFIG, STATUS, METRICS, CHECKPOINT, ERROR, LOG, LOCK = (
+    "config.json", "status.json", "metrics.jsonl", "checkpoint.pt", "error.txt", "train.log", ".lock")
+MANIFEST = "sweep.json"  # the sweep folder's manifest (written by the sweep engine)
+# files a run folder may hold before its config.json exists (the lock, the local executor's log)
+PRE_CONFIG_FILES = {LOCK, LOG}
+
+PENDING, QUEUED, RUNNING, INTERRUPTED = "pending", "queued", "running", "interrupted"
+DONE, DIVERGED, FAILED = "done", "diverged", "failed"
+STATES = [DONE, DIVERGED, FAILED, INTERRUPTED, RUNNING, QUEUED, PENDING]  # summary order
+FINAL = (DONE, DIVERGED)  # never rerun: a divergence is a result of the config and seed
+
+PID_SLACK_S = 5.0  # clock granularity allowed between a process start and its status write
+
+SWEEP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SWEEP_NAME_ALLOWED = "1-64 characters from letters, digits, '_', '-', '.', starting with a letter or digit"
+RUN_ID_RE = re.compile(r"[0-9a-f]{12}")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+class PathEscape(ValueError):
+    """A name or path that would leave the results root."""
+
+
+def valid_sweep_name(name: Any) -> bool:
+    return isinstance(name, str) and SWEEP_NAME_RE.fullmatch(name) is not None
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path`` resolved, or :class:`PathEscape` when it is not strictly inside ``root``."""
+    root_r, path_r = Path(root).resolve(), Path(path).resolve()
+    if path_r == root_r or root_r not in path_r.parents:
+        raise PathEscape(f"{path} is outside {root}")
+    return path_r
+
+
+def sweep_dir(results_root: str | Path, name: str) -> Path:
+    """``<results root>/<name>``, refusing names that are not plain folder names."""
+    if not valid_sweep_name(name):
+        raise PathEscape(f"sweep name {name!r} is not allowed; allowed: {SWEEP_NAME_ALLOWED}")
+    root = Path(results_root)
+    inside(root, root / name)
+    return root / name
+
+
+def run_dir(sweep_folder: Path, rid: str) -> Path:
+    """The folder of run ``rid`` inside a sweep folder (ids are 12 lowercase hex digits)."""
+    if not isinstance(rid, str) or RUN_ID_RE.fullmatch(rid) is None:
+        raise PathEscape(f"run id {rid!r} is not 12 hexadecimal digits")
+    inside(sweep_folder, sweep_folder / rid)
+    return sweep_folder / rid
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_json_file(path: Path) -> Any:
+    """The parsed JSON at ``path``, or None when it is absent or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_status(run_dir: str | Path) -> dict | None:
+    """The run's status.json, or None when absent or unreadable."""
+    status = read_json_file(Path(run_dir) / STATUS)
+    return status if isinstance(status, dict) else None
+
+
+def read_config_tree(run_dir: str | Path) -> dict | None:
+    """The run's config.json as a mapping, or None when absent or unreadable."""
+    tree = read_json_file(Path(run_dir) / CONFIG)
+    return tree if isinstance(tree, dict) else None
+
+
+@dataclass
+class Metrics:
+    """The readable rows of a metrics.jsonl and what was wrong with the rest."""
+
+    rows: list[dict] = field(default_factory=list)
+    torn_last: bool = False  # the last line was cut off (a write killed mid-line)
+    bad_lines: list[int] = field(default_factory=list)  # line numbers of other unreadable lines
+    missing_epochs: list[int] = field(default_factory=list)  # epochs absent between logged ones
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.torn_last:
+            out.append("last line cut off")
+        if self.bad_lines:
+            out.append(f"unreadable line{'s' if len(self.bad_lines) > 1 else ''} "
+                       f"{', '.join(map(str, self.bad_lines))}")
+        if self.missing_epochs:
+            n = len(self.missing_epochs)
+            out.append(f"{n} epoch{'s' if n > 1 else ''} missing ({_ranges(self.missing_epochs)})")
+        return out
+
+
+def _ranges(xs: list[int]) -> str:
+    parts, start = [], None
+    for i, x in enumerate(xs):
+        if start is None:
+            start = x
+        if i + 1 == len(xs) or xs[i + 1] != x + 1:
+            parts.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ", ".join(parts)
+
+
+def read_metrics(path: str | Path) -> Metrics:
+    """Every readable row of ``metrics.jsonl`` (rows need an integer ``epoch``).
+
+    Never raises on content: a cut-off last line, unreadable lines in the middle and epochs
+    missing before the last logged one are reported in the result (the trainer logs every
+    epoch from 1 on, evaluated or not, so any gap is a lost line; epoch 0, the evaluation
+    at initialisation, is optional). An absent file gives no rows.
+    """
+    out = Metrics()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return out
+    lines = data.split(b"\n")
+    last_index = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or isinstance(row.get("epoch"), bool) or not isinstance(row.get("epoch"), int):
+            if i == last_index and not data.endswith(b"\n"):
+                out.torn_last = True
+            else:
+                out.bad_lines.append(i + 1)
+            continue
+        out.rows.append(row)
+    epochs = sorted({r["epoch"] for r in out.rows})
+    if epochs:
+        have = set(epochs)
+        first = 0 if epochs[0] <= 0 else 1  # epoch 0 (evaluation at init) is optional
+        out.missing_epochs = [e for e in range(first, epochs[-1] + 1) if e not in have]
+    return out
+
+
+# ---------------------------------------------------------------------------- same config?
+
+
+def same_config(stored: Any, cfg: "RunConfig") -> bool:
+    """Whether a stored config tree (config.json, a checkpoint's) describes the run ``cfg``.
+
+    The stored tree is re-resolved first, so defaults added to the harness since the run
+    started do not make the same run look different; execution-only fields
+    (:data:`harness.config.EXECUTION_ONLY`) do not count. An unreadable or invalid stored
+    tree is not the same config.
+    """
+    from harness.config import config_from_dict, same_run
+    from harness.errors import ConfigError
+
+    if not isinstance(stored, dict):
+        return False
+    try:
+        resolved = config_from_dict(stored).to_dict()
+    except ConfigError:
+        return False
+    return same_run(resolved, cfg.to_dict())
+
+
+# ---------------------------------------------------------------------------- liveness
+
+
+def _epoch(iso: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp()
+    except ValueError:
+        return None
+
+
+def _process_start(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time as a Unix time) of ``pid`` from /proc, or None if absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_alive(pid: Any, written_at: str | None = None) -> bool:
+    """Whether ``pid`` on this machine is a live process that could have written the status
+    (a live, non-zombie process that started no later than ``written_at``: a recycled pid
+    is not mistaken for the run)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if Path("/proc/self/stat").exists():
+        info = _process_start(pid)
+        if info is None or info[0] in ("Z", "X"):
+            return False
+        written = _epoch(written_at)
+        return written is None or info[1] <= written + PID_SLACK_S
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def local_writer_alive(status: dict) -> bool | None:
+    """True / False when the status was written on this machine (checked through /proc),
+    None when it came from another machine."""
+    import socket
+
+    if status.get("host") == socket.gethostname() and "pid" in status:
+        return pid_alive(status["pid"], status.get("updated_at"))
+    return None
+
+
+def disk_state(status: dict | None) -> str:
+    """The state of a run from its status.json alone (no scheduler is asked).
+
+    ``pending`` without a status; ``done`` / ``diverged`` / ``failed`` / ``interrupted`` as
+    written; ``running`` unless the status was written on this machine by a process that is
+    gone, which makes it ``interrupted`` (a ``running`` status from another machine is
+    taken at its word).
+    """
+    state = status.get("state") if status else None
+    if state in (DONE, DIVERGED, FAILED, INTERRUPTED):
+        return state
+    if state == RUNNING:
+        return INTERRUPTED if local_writer_alive(status) is False else RUNNING
+    return PENDING
+
+
+# ---------------------------------------------------------------------------- lock
+
+
+@contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[bool]:
+    """Hold an exclusive lock on a run folder while training it; yields False when another
+    process holds it (the same run launched twice), so the second launch does nothing.
+    The kernel drops the lock when the holder dies, however it dies."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------- the folder
+
+
+class NotARunFolder(ValueError):
+    """A path that exists but is not (and cannot become) a run folder; one line."""
+
+
+def check_run_path(path: str | Path) -> None:
+    """Refuse a path that cannot hold a run: a file, or a folder with other files in it
+    and no config.json (someone's own folder: training would overwrite its files)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotARunFolder(f"{path} is a file, not a run folder; choose a folder path")
+    if not path.is_dir() or (path / CONFIG).exists():
+        return
+    foreign = sorted(p.name for p in path.iterdir()
+                     if p.name not in PRE_CONFIG_FILES and not is_temp_file(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise NotARunFolder(f"{path} is not a run folder (it holds {shown} and no {CONFIG}); "
+                            "choose a new or empty folder")
+
+
+def is_temp_file(name: str) -> bool:
+    """A temporary file of :func:`harness.atomic.atomic_write` (``.<name>.<random>.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def clean_temp_files(folder: str | Path) -> list[str]:
+    """Remove the temporary files that writes killed mid-way left in ``folder``; call it only
+    while holding the run lock (no live writer of this folder). Returns the names removed."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        if is_temp_file(p.name) and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p.name)
+            except OSError:
+                pass
+    return removed
+
+
+class RunFolder:
+    """The files of one run; every write is atomic."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def status(self) -> dict | None:
+        return read_status(self.path)
+
+    def config_tree(self) -> dict | None:
+        return read_config_tree(self.path)
+
+    def write_config(self, cfg: "RunConfig") -> None:
+        write_json(self.file(CONFIG), cfg.to_dict())
+
+    def update_status(self, **fields) -> dict:
+        status = read_status(self.path) or {}
+        status.update(fields)
+        status["updated_at"] = now()
+        write_json(self.file(STATUS), status)
+        return status
+
+    def metrics(self) -> Metrics:
+        return read_metrics(self.file(METRICS))
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        write_text(self.file(METRICS), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+    def append_metrics(self, row: dict) -> None:
+        """Append one row (the file is rewritten through a rename: a kill never tears it)."""
+        self.write_metrics([*self.metrics().rows, row])
+
+    def truncate_metrics(self, last_epoch: int) -> Metrics:
+        """Keep the readable rows up to ``last_epoch`` (the checkpoint we resume from);
+        returns what was read, so the caller can report broken lines."""
+        read = self.metrics()
+        if self.file(METRICS).exists() or last_epoch > 0:
+            self.write_metrics([r for r in read.rows if r["epoch"] <= last_epoch])
+        return read
+
+
+def describe_os_error(e: OSError, path: str | Path | None = None) -> str:
+    """One line for an environment error: which path, and what is wrong in plain words."""
+    where = path or e.filename or ""
+    words = {
+        errno.ENOSPC: "no space left on device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOTDIR: "a path component is a file, not a folder",
+        errno.EEXIST: "exists and is not a folder",
+        errno.EISDIR: "is a folder",
+    }.get(e.errno, e.strerror or type(e).__name__)
+    return f"{where}: {words}" if where else words
