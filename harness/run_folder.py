@@ -5,7 +5,8 @@ that knows the layout, and it imports no torch and no scheduler code, so ``harne
 the sweep engine, ``harness.collect`` and ``harness.figures`` all read and write run folders
 through it::
 
-    <results>/<sweep>/            a sweep folder: sweep.json (the manifest), runs.csv, curves.csv
+    <results>/<sweep>/            a sweep folder: sweep.json (the manifest), runs.csv, curves.csv,
+                                  search.json (a searched sweep's stages and selections)
     <results>/<sweep>/<run id>/   a run folder (the id is 12 hex digits: the config's hash)
         config.json     resolved RunConfig.to_dict()
         status.json     {"state": running|interrupted|done|diverged|failed, "epoch", "step", ...}
@@ -50,6 +51,8 @@ if TYPE_CHECKING:  # the config module is imported lazily: it pulls in the plug-
 CONFIG, STATUS, METRICS, CHECKPOINT, ERROR, LOG, LOCK = (
     "config.json", "status.json", "metrics.jsonl", "checkpoint.pt", "error.txt", "train.log", ".lock")
 MANIFEST = "sweep.json"  # the sweep folder's manifest (written by the sweep engine)
+SEARCH_FILE = "search.json"  # a searched sweep's stages and selections (harness.sweep.search)
+TRIAL, FIXED, TUNED = "trial", "fixed", "tuned"  # the stages of a searched sweep's runs
 # files a run folder may hold before its config.json exists (the lock, the local executor's log)
 PRE_CONFIG_FILES = {LOCK, LOG}
 

@@ -37,9 +37,8 @@ import scipy.stats  # noqa: E402
 from harness.figures.base import FigureOut, ItemData, TableOut, config_values, raise_data_error, value_text  # noqa: E402
 from harness.figures.results import SweepResults  # noqa: E402
 from harness.figures.tables import METHOD_NAMES  # noqa: E402
-from harness.sweep.identity import short_labels  # noqa: E402
-from harness.sweep.search import FIXED, SEARCH_FILE, TUNED  # noqa: E402
-from harness.sweep.state import read_json_file  # noqa: E402
+from harness.naming import short_labels  # noqa: E402
+from harness.run_folder import FIXED, SEARCH_FILE, TUNED, read_json_file  # noqa: E402
 
 ORDERINGS = 1000
 ORDER_SEED = 0

@@ -59,6 +59,7 @@ from typing import Any
 
 from harness.config import default_tree
 from harness.registry import suggest
+from harness.run_folder import FIXED, SEARCH_FILE, TRIAL, TUNED  # noqa: F401  (the results layout)
 from harness.seeding import derive_seed
 
 SEARCH_KEYS = ["budget", "seed", "select", "seeds", "fixed", "space"]
@@ -66,8 +67,6 @@ DISTRIBUTIONS = ["log_uniform", "uniform", "int", "choice"]
 MODES = ["min", "max"]
 MIN_FINAL_SEEDS = 3
 SIGNIFICANT_DIGITS = 4
-TRIAL, FIXED, TUNED = "trial", "fixed", "tuned"
-SEARCH_FILE = "search.json"
 # keys the search sets itself on every run (the stage and the seed of each run)
 STAGE_KEYS = ["eval.split", "seed"]
 
