@@ -34,7 +34,7 @@ import pandas as pd
 
 from harness.atomic import write_text
 from harness.figures.results import ItemDataError, ResultsUnreadable, load_sweep_results
-from harness.sweep.state import read_json_file
+from harness.run_folder import read_json_file
 
 REPORT = "report.html"
 GRIDS = ["samples.png", "reconstructions.png", "interpolations.png", "tsne.png"]

@@ -13,7 +13,7 @@ from harness.atomic import write_text
 from harness.figures.tables import markdown_table
 from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Claim, Data, diagnosis_text
 from harness.reproduce.stats import RULE, verdict
-from harness.sweep.state import read_json_file
+from harness.run_folder import read_json_file
 
 import pandas as pd
 
