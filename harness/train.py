@@ -38,7 +38,7 @@ from harness.datasets import DatasetMissing
 from harness.provenance import code_version, package_versions, process_info
 from harness.run_folder import (
     CHECKPOINT, CONFIG, ERROR, FINAL, METRICS, RUNNING, STATUS, NotARunFolder, RunFolder, check_run_path,
-    clean_temp_files, describe_os_error, now, read_config_tree, read_status, run_lock, same_config,
+    clean_temp_files, describe_os_error, now, read_config_tree, read_metrics, read_status, run_lock, same_config,
 )
 from harness.tracking import build_trackers
 from harness.trainer import Diverged, Trainer, read_checkpoint_config
@@ -82,7 +82,7 @@ def run_warnings(trainer: Trainer, metrics: Path) -> list[str]:
         found = trainer.health_warnings()
     except Exception as e:  # noqa: BLE001 - a diagnostic must not fail a finished run
         found = [f"health check failed: {type(e).__name__}: {e}"]
-    losses = [r.get("loss") for r in read_jsonl(metrics) if r.get("epoch", 0) >= 1] if metrics.exists() else []
+    losses = [r.get("loss") for r in read_metrics(metrics).rows if r["epoch"] >= 1]
     flat = flat_loss(losses)
     return found + ([flat] if flat else [])
 

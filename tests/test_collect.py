@@ -68,7 +68,8 @@ def test_collect_reports_broken_runs_and_keeps_them(sweep_folder, capsys):
                    f"{IDS['noconfig']}/config.json", f"{IDS['badline']}/metrics.jsonl: unreadable line 1"]:
         assert sum(needle in line for line in err) == 1, (needle, err)
 
-    assert list(runs.columns[:9]) == ["id", "name", *VARIED, "status", "epochs", "wall_time_s", "problems"]
+    assert list(runs.columns[:11]) == ["id", "name", *VARIED, "status", "epochs", "wall_time_s", "in_sweep", "warning",
+                                       "problems"]
     assert list(runs["name"]) == list(IDS)
     by_name = runs.set_index("name")
     assert list(by_name["status"]) == ["done", "diverged", "pending", "pending", "unreadable", "interrupted",
