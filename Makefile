@@ -1,14 +1,14 @@
-# Local one-node SLURM cluster (see harness/slurm_cluster.py). Runs as root.
+# Local one-node SLURM cluster (see tools/slurm_cluster.py). Runs as root.
 .PHONY: slurm-up slurm-down slurm-status
 
 slurm-up:
-	scripts/slurm_cluster.sh up
+	tools/slurm_cluster.sh up
 
 slurm-down:
-	scripts/slurm_cluster.sh down
+	tools/slurm_cluster.sh down
 
 slurm-status:
-	scripts/slurm_cluster.sh status
+	tools/slurm_cluster.sh status
 
 # Everyday targets.
 .PHONY: install test test-slurm test-all bench figures quickstart reproduce

@@ -1,4 +1,4 @@
-"""The local one-node SLURM cluster (harness/slurm_cluster.py, scripts/slurm_cluster.sh).
+"""The local one-node SLURM cluster (tools/slurm_cluster.py, tools/slurm_cluster.sh).
 
 Tests marked ``slurm`` bring the cluster up (idempotent) and talk to the real daemons; run
 them with ``python -m pytest tests/test_slurm_cluster.py -m slurm -q`` as root. They check
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import slurm_cluster as sc
+from tools import slurm_cluster as sc
 from harness.config import ConfigError
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm_cluster.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "slurm_cluster.sh"
 
 
 def _script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -212,7 +212,7 @@ def test_write_conf_refuses_a_config_it_did_not_write(tmp_path):
     assert sc.write_conf(conf, f"{sc.CONF_MARKER}\nA=1\n", 0o644) is True
     assert sc.write_conf(conf, f"{sc.CONF_MARKER}\nA=1\n", 0o644) is False  # unchanged
     conf.write_text("ClusterName=theirs\n")
-    with pytest.raises(sc.ClusterError, match="not written by harness.slurm_cluster"):
+    with pytest.raises(sc.ClusterError, match="not written by tools.slurm_cluster"):
         sc.write_conf(conf, f"{sc.CONF_MARKER}\nA=2\n", 0o644)
     assert conf.read_text() == "ClusterName=theirs\n"
 
