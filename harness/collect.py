@@ -42,7 +42,7 @@ from harness.run_folder import (
     CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
     read_config_tree, read_json_file, read_metrics, read_status, run_dir, sweep_dir,
 )
-from harness.naming import run_name
+from harness.naming import lookup, run_name
 
 RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
 RUN_COLUMNS = ["id", "name"]
@@ -103,15 +103,6 @@ def read_run(folder: Path) -> tuple[str, dict | None, list[dict], list[str]]:
     return state, status, rows, problems
 
 
-def _get(tree: Any, key: str) -> tuple[bool, Any]:
-    node = tree
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
 def earlier_runs(folder: Path, current: set[str], varied_keys: list[str], name_keys: list[str],
                  warn: Callable[[str], None]) -> list[tuple[dict, Path]]:
     """Run folders on disk that the manifest does not list (an earlier expansion of the
@@ -126,7 +117,7 @@ def earlier_runs(folder: Path, current: set[str], varied_keys: list[str], name_k
             continue
         varied = {}
         for key in varied_keys:
-            found, value = _get(config, key)
+            found, value = lookup(config, key)
             if found:
                 varied[key] = value
         out.append(({"id": path.name, "name": run_name(varied, name_keys), "varied": varied}, path))

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.atomic import atomic_write, write_json
+from harness.metrics.fid import sha256_file
 
 NAME = "lenet"
 FEATURE_DIMS = 128
@@ -84,14 +85,6 @@ def pixel_hash(x: torch.Tensor) -> str:
 
 def recipe_hash(recipe: dict) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:

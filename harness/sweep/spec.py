@@ -53,6 +53,7 @@ from harness.config import (
     require_choice,
     set_path,
 )
+from harness.naming import lookup
 from harness.registry import suggest
 from harness.sweep.identity import SWEEP_NAME_ALLOWED, PathEscape, inside, run_id, run_name, valid_sweep_name
 
@@ -207,15 +208,6 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: value} if prefix else {}
-
-
-def _get(tree: Any, key: str) -> tuple[bool, Any]:
-    node = tree
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -556,7 +548,7 @@ class _Parser:
             resolved = cfg.to_dict()
             varied = {}
             for key in varied_keys:
-                found, value = _get(resolved, key)
+                found, value = lookup(resolved, key)
                 if found:
                     varied[key] = value
             rid = run_id(cfg, resolved)
