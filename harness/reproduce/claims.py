@@ -35,7 +35,7 @@ class Data:
     def sweep(self, name: str) -> SweepResults | None:
         if name not in self._cache:
             try:
-                self._cache[name] = load_sweep_results(self.results, name, f"sweeps/{name}.yaml")
+                self._cache[name] = load_sweep_results(self.results, name)
             except ResultsUnreadable as e:
                 self.problems.append(str(e))
                 self._cache[name] = None
