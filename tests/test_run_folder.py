@@ -23,6 +23,7 @@ from harness.run_folder import (
 from harness.train import main as train_main
 from harness.train import train_run
 from harness.trainer import Trainer
+from test_trainer import interrupt_after_epoch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME_KEYS = {"epoch_time_s", "eval_time_s"}
@@ -41,23 +42,8 @@ def same_weights(a, b):
     return all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-class Killed(BaseException):
-    """Stands in for a kill (not an Exception: the trainer records no failure)."""
-
-
-def train_until(cfg, run, epoch, monkeypatch):
-    """Train until the checkpoint of ``epoch`` is written, then 'kill' the run."""
-    original = Trainer.save_checkpoint
-
-    def save_then_die(self, path):
-        original(self, path)
-        if self.epoch == epoch:
-            raise Killed
-
-    with monkeypatch.context() as m:
-        m.setattr(Trainer, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            train_run(cfg, run)
+# the one interrupt helper lives in test_trainer
+train_until = interrupt_after_epoch
 
 
 @pytest.fixture
