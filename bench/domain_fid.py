@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from harness.config import config_from_dict
 from harness.datasets import load_dataset
@@ -99,7 +100,7 @@ def main() -> None:
                                                "fid": {**tree["eval"]["fid"], "num_samples": n, "reference_samples": 10000},
                                                "prdc": {"features": "lenet", "k": 5, "num_samples": n}}})
                 ev = EVALUATORS.get(metric)(t, data, prior, torch.device("cpu"), None)
-                with torch.no_grad():
+                with torch.no_grad(), threadpool_limits(1):  # numpy's BLAS on one thread too
                     seconds, cpu, values = median_time(lambda: ev(model, 1))
                 out[f"{metric}_eval_{n}_s"], out[f"{metric}_eval_{n}_cpu_s"] = round(seconds, 3), round(cpu, 3)
                 n_ref = 10000 if metric == "fid" else n

@@ -2,7 +2,8 @@
 
 Real data: when ``MOCA_DATA_ROOT`` is not set and ``../shared/data`` (the offline copy next to
 the repository, read-only) exists, the tests use it through that variable, as any offline
-machine would (harness.datasets.data_root); nothing is copied.
+machine would (harness.datasets.data_root); nothing is copied, and nothing is written there
+(feature networks are cached under ``.cache/tests`` through ``MOCA_CACHE_DIR``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "MOCA_DATA_ROOT" not in os.environ and SHARED_DATA.is_dir():
     os.environ["MOCA_DATA_ROOT"] = str(SHARED_DATA)
+# Feature networks the tests train (harness/metrics/lenet.py) go to a git-ignored folder of the
+# checkout, never into the shared data copy or the user's cache; kept between local runs.
+os.environ.setdefault("MOCA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "tests"))
 
 TINY = {
     "data": {"name": "synthetic", "num_points": 160, "input_dim": 10},

@@ -281,10 +281,15 @@ def _mmd2_double_loop(x, y):
     return xx + yy - 2 * xy
 
 
+# float32 kernels summed in float64: the error is relative to the kernel's size (about 1 here),
+# not to MMD², which is a difference of such means
+KID_ABS = 1e-5
+
+
 def test_kid_equals_double_loop_unbiased_mmd2():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(7, 5)), rng.normal(0.3, 1.2, size=(9, 5))
-    assert M.polynomial_mmd2_unbiased(x, y) == pytest.approx(_mmd2_double_loop(x, y), rel=1e-12)
+    assert M.polynomial_mmd2_unbiased(x, y) == pytest.approx(_mmd2_double_loop(x, y), abs=KID_ABS)
 
     # Subsets: mean and std of the double loop over the same random index draws.
     x, y = rng.normal(size=(12, 4)), rng.normal(0.5, 1.0, size=(10, 4))
@@ -295,11 +300,31 @@ def test_kid_equals_double_loop_unbiased_mmd2():
         ix, iy = draws.choice(12, 5, replace=False), draws.choice(10, 5, replace=False)
         values.append(_mmd2_double_loop(x[ix], y[iy]))
     assert m == 5
-    assert mean == pytest.approx(np.mean(values), rel=1e-12) and std == pytest.approx(np.std(values), rel=1e-10)
+    assert mean == pytest.approx(np.mean(values), abs=KID_ABS) and std == pytest.approx(np.std(values), abs=KID_ABS)
 
     # Subset size >= both set sizes: every subset is the whole set, computed once.
     mean, std, m = M.kernel_inception_distance(x[:10], y, subsets=50, subset_size=1000)
-    assert (m, std) == (10, 0.0) and mean == pytest.approx(_mmd2_double_loop(x[:10], y), rel=1e-12)
+    assert (m, std) == (10, 0.0) and mean == pytest.approx(_mmd2_double_loop(x[:10], y), abs=KID_ABS)
+
+
+def test_kid_float32_kernels_agree_with_float64_at_feature_scale():
+    """At the size of a real evaluation (1,000-item subsets, 128-d features of unit scale, two
+    nearby distributions) the float32 kernels change KID by far less than its subset spread."""
+    rng = np.random.default_rng(2)
+    x, y = np.abs(rng.normal(size=(1000, 128))), np.abs(rng.normal(0.02, 1.0, size=(1000, 128)))
+
+    def float64(a, b):
+        k = lambda u, v: (u @ v.T / a.shape[1] + 1.0) ** 3  # noqa: E731
+        kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
+        m = len(a)
+        return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                - 2 * kxy.mean())
+
+    exact = float64(x, y)
+    scale = float(((x @ y.T / 128 + 1.0) ** 3).mean())
+    assert abs(M.polynomial_mmd2_unbiased(x, y) - exact) < 1e-6 * scale
+    _, spread, _ = M.kernel_inception_distance(np.vstack([x, x]), np.vstack([y, y]), subsets=5, seed=0)
+    assert abs(M.polynomial_mmd2_unbiased(x, y) - exact) < 1e-3 * spread
 
 
 def test_kid_is_near_zero_for_one_distribution_and_large_for_a_shift():

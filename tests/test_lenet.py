@@ -21,6 +21,16 @@ from harness.metrics import lenet as L
 SHORT = {**L.RECIPE, "steps": 40, "batch_size": 64}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _cache_in_the_data_root(tmp_path_factory):
+    """These tests are about the cache under the data root: no MOCA_CACHE_DIR (the suite sets
+    one, tests/conftest.py), and an empty user cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MOCA_CACHE_DIR", raising=False)
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user_cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset(DataConfig(name="digits"), seed=0)
@@ -83,6 +93,27 @@ def test_cache_is_reused_verified_and_retrained_deterministically_when_corrupt(d
     assert L.cache_path(root, "digits", digits.train_x, {**SHORT, "steps": 61}) != path
     assert L.cache_path(root, "digits", 255 - digits.train_x, SHORT) != path
     assert L.cache_path(root, "digits", digits.train_x, SHORT) == path
+
+
+def test_a_data_root_that_cannot_be_written_is_read_and_the_cache_goes_elsewhere(digits, trained, tmp_path,
+                                                                               monkeypatch):
+    root, first, _ = trained
+    read_only = {root, tmp_path / "empty_data"}
+    monkeypatch.setattr(L, "_writable", lambda r, real=L._writable: r not in read_only and real(r))
+    # a network cached in a read-only data root is used as it is
+    notices: list[str] = []
+    assert _train(digits, root, notices).weights_path == first.weights_path and notices == []
+    # none there: trained once into MOCA_CACHE_DIR, then reused from it
+    monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "cache"))
+    net = _train(digits, tmp_path / "empty_data", notices)
+    assert net.weights_path.parent == tmp_path / "cache" / L.CACHE_SUBDIR and len(notices) == 1
+    assert net.weights_sha256 == first.weights_sha256
+    assert _train(digits, tmp_path / "empty_data", notices).weights_path == net.weights_path and len(notices) == 1
+    # nowhere to write: one line that says what to set
+    monkeypatch.setattr(L, "_writable", lambda r: False)
+    with pytest.raises(OSError) as err:
+        _train(digits, tmp_path / "other", notices, recipe={**SHORT, "steps": 41})
+    assert "MOCA_CACHE_DIR" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_lenet_features_are_uint8_only(digits, trained):

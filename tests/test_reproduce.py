@@ -15,7 +15,8 @@ import scipy.stats
 from harness.reproduce import STUDIES
 from harness.reproduce.__main__ import main as reproduce_main
 from harness.reproduce.__main__ import reuse_done_runs
-from harness.reproduce.claims import CLAIMS, DIAGNOSIS
+from harness.reproduce.beyond import BEYOND
+from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Data
 from harness.reproduce.report import write_report
 from harness.reproduce.stats import (
     CONTRADICTS, EQUAL, FAILS, HOLDS, INCONCLUSIVE, LESS, NOT_RUN, NOT_WORSE, SUPPORTS, UNDECIDED, Comparison,
@@ -112,12 +113,12 @@ def test_bad_command_lines_exit_2(capsys):
 
 
 TINY = ["data.name=digits", "data.train_limit=64", "data.test_limit=64", "train.epochs=1", "eval.num_samples=32",
-        "eval.fid.num_samples=32",
+        "eval.fid.num_samples=32", "eval.prdc.num_samples=32", "eval.knn.num_train=64", "eval.knn.num_test=32",
         "eval.swd.num_images=32"]
 TINY_BY_STUDY = {
     "synthetic_latent": ["data.num_points=64", "train.epochs=2"],
     "mnist_tsne": ["data.name=digits", "data.train_limit=64", "data.test_limit=64", "train.epochs=1",
-                   "eval.artifacts.tsne_points=40"],
+                   "eval.artifacts.tsne_points=40", "eval.knn.num_train=64", "eval.knn.num_test=32"],
 }
 
 
@@ -151,7 +152,7 @@ def test_every_study_runs_end_to_end_on_a_tiny_setting(tiny_results, study):
 def test_studies_share_their_centre_point(tiny_results):
     _, outcome = tiny_results
     assert outcome["lambda"][2] == 0 and outcome["temperature"][2] == 9  # λ × seeds of τ = 0.1 from lambda
-    assert outcome["methods"][2] == 3  # the MoCA centre point, one per seed
+    assert outcome["moca_components"][2] == 9  # MoCA, WAE-MMD and the AE of `methods`, 3 seeds each
 
 
 def test_the_report_is_written_from_the_run_folders(tiny_results, tmp_path):
@@ -160,9 +161,78 @@ def test_the_report_is_written_from_the_run_folders(tiny_results, tmp_path):
     text = write_report(results, out)
     assert out.read_text() == text
     assert "## Statistical rule" in text and "Welch" in text
-    for claim in CLAIMS + DIAGNOSIS:
+    for claim in CLAIMS + DIAGNOSIS + BEYOND:
         assert f"### {claim.id}" in text
+    assert "## Beyond the paper" in text
     # verdicts come from the runs: every claim whose metrics the tiny runs logged has run folders listed
     assert f"`{results / 'lambda'}/" in text and f"`{results / 'convergence'}/" in text
     verdicts = [line.split("| **")[1].split("**")[0] for line in text.splitlines() if "| **" in line]
     assert verdicts and set(verdicts) <= {HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, "measurement"}
+
+
+# ------------------------------------------------------------------------------ beyond the paper
+
+
+class _FakeData(Data):
+    """Done runs given as data frames (no run folders): the claim functions read only these."""
+
+    def __init__(self, runs: dict, sweeps: dict | None = None):
+        super().__init__("results")
+        self._runs, self._sweeps = runs, sweeps or {}
+
+    def runs(self, name):
+        import pandas as pd
+        return self._runs.get(name, pd.DataFrame())
+
+    def sweep(self, name):
+        return self._sweeps.get(name)
+
+
+def _components(fid_by_case: dict) -> "pd.DataFrame":
+    import pandas as pd
+    cases = {"moca": {"method.name": "moca", "method.negatives": "queue", "method.key_encoder": "momentum",
+                      "method.momentum": 0.99},
+             "batch": {"method.name": "moca", "method.negatives": "batch", "method.key_encoder": "momentum",
+                       "method.momentum": 0.99},
+             "online": {"method.name": "moca", "method.negatives": "queue", "method.key_encoder": "online",
+                        "method.momentum": 0.99},
+             "uniformity": {"method.name": "uniformity", "method.queue_size": 0}}
+    rows = [{**cases[c], "id": f"{c}{i}", "fid": v} for c, vals in fid_by_case.items() for i, v in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_component_questions_are_decided_by_the_rule():
+    by_id = {c.id: c for c in BEYOND}
+    # uniformity 2 % worse than MoCA with small spread: within the 10 % margin -> holds;
+    # in-batch 50 % worse -> does not hold; online keys far worse -> "the momentum encoder is needed" holds
+    data = _FakeData({"moca_components": _components({
+        "moca": [100.0, 101.0, 99.0], "uniformity": [102.0, 102.5, 101.5], "batch": [150.0, 151.0, 149.0],
+        "online": [400.0, 410.0, 390.0]})})
+    assert verdict(by_id["beyond_entropy"].evaluate(data).comparisons) == HOLDS
+    assert verdict(by_id["beyond_queue"].evaluate(data).comparisons) == FAILS
+    assert verdict(by_id["beyond_momentum"].evaluate(data).comparisons) == HOLDS
+    out = by_id["beyond_components"].evaluate(data)
+    assert any(n.startswith("fid: MoCA (queue, momentum encoder): 100 [") for n in out.numbers)
+    # no runs: not run, never a verdict made up
+    assert verdict(by_id["beyond_entropy"].evaluate(_FakeData({})).comparisons) == NOT_RUN
+
+
+def test_benchmark_question_reads_the_search_record(tmp_path):
+    import pandas as pd
+    folder = tmp_path / "benchmark"
+    folder.mkdir()
+    record = {"metric": "fid", "mode": "min", "trials": {"moca": [], "mmd": []},
+              "chosen": {"moca": {"method.weight": 10.0, "value": 5.0}, "mmd": {"method.weight": 1000.0, "value": 6.0}},
+              "runs": {f"{m}{s}{i}": [{"stage": s, "method": m}] for m in ("moca", "mmd")
+                       for s in ("tuned", "fixed") for i in range(3)}}
+    (folder / "search.json").write_text(json.dumps(record))
+    fids = {"moca": {"tuned": [10.0, 11.0, 10.5], "fixed": [30.0, 31.0, 29.0]},
+            "mmd": {"tuned": [20.0, 21.0, 20.5], "fixed": [10.0, 10.5, 9.5]}}
+    runs = pd.DataFrame([{"id": f"{m}{s}{i}", "fid": v} for m, st in fids.items() for s, vals in st.items()
+                         for i, v in enumerate(vals)])
+    data = _FakeData({"benchmark": runs}, {"benchmark": SimpleNamespace(folder=folder, done_runs=runs)})
+    out = {c.id: c for c in BEYOND}["beyond_benchmark"].evaluate(data)
+    # tuned: MoCA lower (supports); fixed λ: MoCA higher (contradicts) -> the claim does not hold as a whole
+    assert [c.outcome for c in out.comparisons] == ["supports", "contradicts"]
+    assert verdict(out.comparisons) == FAILS
+    assert any("moca: tuned (method.weight = 10) 10.5 [" in n for n in out.numbers)

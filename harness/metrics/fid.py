@@ -325,20 +325,27 @@ def reference_statistics(images: torch.Tensor, extract: Callable[[torch.Tensor],
 def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD² (Bińkowski et al. 2018, Eq. 4) with k(a, b) = (aᵀb/d + 1)³:
     mean of k over distinct pairs within x, plus the same within y, minus twice the mean of
-    k over all (x, y) pairs."""
+    k over all (x, y) pairs.
+
+    The kernel matrices are formed in float32 (torch, in place) and summed in float64: about
+    2.7× faster than float64 numpy on one core (bench/domain_fid.py: it is most of a domain-FID
+    evaluation), with an absolute error of each kernel mean below ~1e-6 of the kernel's size,
+    far below the spread over subsets that KID reports (tests/test_fid.py checks it against a
+    float64 double loop).
+    """
     d = x.shape[1]
     m, n = len(x), len(y)
+    xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+    yt = torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32)
 
-    def kernel(a, b):  # (aᵀb/d + 1)³ in place: a third of the time of ** 3 on 1000×1000
+    def kernel_sum(a: torch.Tensor, b: torch.Tensor, off_diagonal: bool) -> float:
         k = a @ b.T
-        k /= d
-        k += 1
-        return k * k * k
+        k.div_(d).add_(1.0).pow_(3)
+        total = float(k.sum(dtype=torch.float64))
+        return total - float(k.diagonal().sum(dtype=torch.float64)) if off_diagonal else total
 
-    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2 * kxy.mean())
+    return (kernel_sum(xt, xt, True) / (m * (m - 1)) + kernel_sum(yt, yt, True) / (n * (n - 1))
+            - 2 * kernel_sum(xt, yt, False) / (m * n))
 
 
 def kernel_inception_distance(x: np.ndarray, y: np.ndarray, subsets: int = 100,

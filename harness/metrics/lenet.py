@@ -16,13 +16,18 @@ al. 2018, Sec. 5). This module owns that network:
   thread (deterministic, and immune to a crowded machine), from the fixed seed :data:`RECIPE` ``seed`` in a forked RNG (the run's random
   streams are untouched).
   On MNIST: 99.2% test accuracy, ~20 s on 2 idle cores (bench/README.md).
-* **Cache** (:func:`load_or_train`): ``<data.root>/feature_nets/lenet-<dataset>-<C>x<H>x<W>-
+* **Cache** (:func:`load_or_train`): ``<cache>/feature_nets/lenet-<dataset>-<C>x<H>x<W>-
   r<recipe hash>-x<training pixels hash>.pt`` with a JSON sidecar holding the sha256 of the
   weights file and the test accuracy. Every run reuses it; on reuse the file's sha256 is
   checked against the sidecar, and a missing, unreadable or mismatching file is retrained
   with a one-line notice on stderr. Concurrent runs serialise on a lock file, so the network
   is trained once however many runs of a sweep start together. Files are written atomically
   (:mod:`harness.atomic`) and read with ``torch.load(weights_only=True)``.
+  ``<cache>`` is, in this order (:func:`cache_dirs`): ``$MOCA_CACHE_DIR`` when set, the data
+  root, and ``$XDG_CACHE_HOME/moca-harness`` (``~/.cache/moca-harness``). An intact network is
+  read from the first of them that holds one; a new one is written to the first that can be
+  written, so a shared read-only data root (``MOCA_DATA_ROOT`` on a cluster) works as it is,
+  with or without a network cached in it.
 
 Deterministic: the same data, recipe, torch build and CPU give the same weights; the sha256
 is recorded in every result that uses the network, so two feature spaces are never confused.
@@ -33,7 +38,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,10 +163,30 @@ class LeNetNetwork:
 
 
 def cache_path(root: str | Path, dataset: str, train_x: torch.Tensor, recipe: dict | None = None) -> Path:
+    """Where the network of ``dataset`` is cached under the cache root ``root``."""
     recipe = recipe or RECIPE
     c, h, w = train_x.shape[1:]
     name = f"{NAME}-{dataset}-{c}x{h}x{w}-r{recipe_hash(recipe)[:12]}-x{pixel_hash(train_x)[:12]}.pt"
     return Path(root) / CACHE_SUBDIR / name
+
+
+def cache_dirs(data_root: str | Path) -> list[Path]:
+    """The cache roots, in the order they are tried (see the module docstring)."""
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "moca-harness"
+    env = os.environ.get("MOCA_CACHE_DIR")
+    return [*([Path(env)] if env else []), Path(data_root), user]
+
+
+def _writable(root: Path) -> bool:
+    """Can a file be created in ``root``/feature_nets (tried, not guessed: a read-only mount or a
+    full disk says no even to root)?"""
+    folder = root / CACHE_SUBDIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def sidecar_path(path: Path) -> Path:
@@ -208,11 +235,23 @@ def load_or_train(root: str | Path, dataset: str, train_x: torch.Tensor, train_y
     notice = notice or (lambda line: print(line, file=sys.stderr, flush=True))
     recipe = recipe or RECIPE
     num_classes = int(max(int(train_y.max()), int(test_y.max()))) + 1
-    path = cache_path(root, dataset, train_x, recipe)
-    with _locked(path):
-        cached, why = _read_cached(path, train_x.shape[1], num_classes)
+    roots = cache_dirs(root)
+    why = ""
+    for r in roots:  # an intact network anywhere, read-only roots included (no lock needed to read)
+        cached, reason = _read_cached(cache_path(r, dataset, train_x, recipe), train_x.shape[1], num_classes)
         if cached is not None:
             return cached
+        why = why or (reason if r == Path(root) else "")
+    writable = next((r for r in roots if _writable(r)), None)
+    if writable is None:
+        raise OSError(f"{NAME} feature network: no cache folder can be written (tried "
+                      + ", ".join(str(r / CACHE_SUBDIR) for r in roots) + "); set MOCA_CACHE_DIR to a writable folder")
+    path = cache_path(writable, dataset, train_x, recipe)
+    with _locked(path):
+        cached, reason = _read_cached(path, train_x.shape[1], num_classes)  # another run may have trained it
+        if cached is not None:
+            return cached
+        why = why or reason
         notice(f"{NAME} feature network: {why}; training it on {len(train_x):,} {dataset} images "
                f"({recipe['steps']} steps on one thread; see bench/README.md for its cost)")
         start, cpu = time.perf_counter(), time.process_time()

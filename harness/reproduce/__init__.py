@@ -26,4 +26,5 @@ STUDIES = [  # in order of claims per minute of compute, so that a cut-short run
     "input_size",  # Fig. 9 / Table 4
     "latent_dim",  # Fig. 4
     "mnist_tsne",  # Fig. 7
+    "moca_components",  # beyond the paper: MoCA taken apart (shares its MoCA, MMD and AE runs with methods)
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.atomic import write_text
 from harness.figures.tables import markdown_table
+from harness.reproduce.beyond import BEYOND
 from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Claim, Data, diagnosis_text
 from harness.reproduce.stats import RULE, verdict
 from harness.run_folder import read_json_file
@@ -18,6 +19,12 @@ from harness.run_folder import read_json_file
 import pandas as pd
 
 REPORT = "REPRODUCTION.md"
+BEYOND_TEXT = (
+    "Questions the paper does not ask, decided by the same rule (a verdict *holds* when the runs support the "
+    "row's question as stated). MoCA taken apart (`sweeps/moca_components.yaml`, part of `make reproduce`): can "
+    "the momentum encoder or the queue go, and is the entropy (uniformity) term alone enough? The equal-budget "
+    "benchmark (`sweeps/benchmark.yaml`, about an hour on 2 cores, run separately): does MoCA still beat "
+    "WAE-MMD when both are tuned with the same random-search budget on a validation split (Lucic et al. 2018)?")
 TIMING = "reproduce_time.json"  # written by harness.reproduce into the results root
 
 
@@ -119,6 +126,12 @@ def render(results: Path, out_path: Path) -> str:
         row, detail = _row(claim, data, results, base)
         diag_rows.append(row)
         diag_details += detail
+    beyond_rows, beyond_details = [], []
+    for claim in BEYOND:
+        row, detail = _row(claim, data, results, base)
+        row = {"question" if k == "paper" else k: v for k, v in row.items() if k != "twin differs"}
+        beyond_rows.append(row)
+        beyond_details += detail
     counts = pd.Series([r["verdict"].strip("*") for r in rows]).value_counts()
     lines = [
         "# Reproduction report: the paper's claims at CPU scale", "",
@@ -138,8 +151,10 @@ def render(results: Path, out_path: Path) -> str:
         "## Fig. 2 (right): why the twin and the paper differ (diagnosis)", "",
         diagnosis_text(data), "",
         markdown_table(pd.DataFrame(diag_rows)) if diag_rows else "",
+        "## Beyond the paper", "", BEYOND_TEXT, "",
+        markdown_table(pd.DataFrame(beyond_rows)),
         "## Time", "", _timing(results), "",
-        "## Details per claim", "", *details, *diag_details,
+        "## Details per claim", "", *details, *diag_details, *beyond_details,
     ]
     if data.problems:
         lines += ["## Problems while reading the results", "", *[f"- {p}" for p in data.problems], ""]
