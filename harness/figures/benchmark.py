@@ -29,7 +29,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.stats  # noqa: E402
@@ -175,8 +175,11 @@ def _curve_panel(ax, d: ItemData, s: SweepResults, x_of: str) -> list[str]:
                   else "cumulative training time of the trials (min, one process)")
     ax.set_ylabel(f"best validation {metric} so far ({'lower' if mode == 'min' else 'higher'} is better)")
     finite = pd.concat([df["value"] for df in trials.values()]).dropna()
-    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20:  # spans orders of magnitude
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 5:  # spans most of a decade or more
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # labelled 100, 200, 500, ...
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title(f"{s.name}: {d.scales[s.name]}, {config_values([s], ['data.name']).split(' = ', 1)[1]}", fontsize=9)
     return [f"{s.name}: selection metric: final '{metric}' on the validation split (held out of training; "
