@@ -48,3 +48,19 @@ def test_paper_notes_have_the_sections_the_code_cites():
     assert cited, "expected some citations of docs/paper.md sections"
     missing = sorted(c for c in cited if c not in headings)
     assert not missing, f"docs/paper.md has no section named {missing}"
+
+
+def _verdicts(text: str, link_prefix: str) -> dict[str, str]:
+    """claim id -> verdict from the rows of a markdown table that link ``<prefix>#<id>``."""
+    rows = re.findall(r"^\| \[[^\]]*\]\(" + re.escape(link_prefix) + r"#(\w+)\) \|(?:[^\n]*?\|)?? \*\*([^*]+)\*\* \|", text,
+                      flags=re.M)
+    return dict(rows)
+
+
+def test_the_readme_verdict_table_agrees_with_the_report():
+    """The README shows the report's verdicts; after `make reproduce` both must be updated together."""
+    report = (ROOT / "REPRODUCTION.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    in_report, in_readme = _verdicts(report, ""), _verdicts(readme, "REPRODUCTION.md")
+    assert in_readme, "README.md shows no verdict table"
+    assert {k: in_report.get(k) for k in in_readme} == in_readme
