@@ -222,7 +222,8 @@ def test_benchmark_question_reads_the_search_record(tmp_path):
     folder = tmp_path / "benchmark"
     folder.mkdir()
     record = {"metric": "fid", "mode": "min", "trials": {"moca": [], "mmd": []},
-              "chosen": {"moca": {"method.weight": 10.0, "value": 5.0}, "mmd": {"method.weight": 1000.0, "value": 6.0}},
+              "chosen": {"moca": {"keys": ["method.weight"], "values": {"method.weight": 10.0}, "value": 5.0},
+                         "mmd": {"keys": ["method.weight"], "values": {"method.weight": 1000.0}, "value": 6.0}},
               "runs": {f"{m}{s}{i}": [{"stage": s, "method": m}] for m in ("moca", "mmd")
                        for s in ("tuned", "fixed") for i in range(3)}}
     (folder / "search.json").write_text(json.dumps(record))
@@ -231,8 +232,13 @@ def test_benchmark_question_reads_the_search_record(tmp_path):
     runs = pd.DataFrame([{"id": f"{m}{s}{i}", "fid": v} for m, st in fids.items() for s, vals in st.items()
                          for i, v in enumerate(vals)])
     data = _FakeData({"benchmark": runs}, {"benchmark": SimpleNamespace(folder=folder, done_runs=runs)})
-    out = {c.id: c for c in BEYOND}["beyond_benchmark"].evaluate(data)
-    # tuned: MoCA lower (supports); fixed λ: MoCA higher (contradicts) -> the claim does not hold as a whole
-    assert [c.outcome for c in out.comparisons] == ["supports", "contradicts"]
-    assert verdict(out.comparisons) == FAILS
-    assert any("moca: tuned (method.weight = 10) 10.5 [" in n for n in out.numbers)
+    by_id = {c.id: c for c in BEYOND}
+    tuned, fixed = by_id["beyond_benchmark"].evaluate(data), by_id["beyond_benchmark_fixed"].evaluate(data)
+    # tuned: MoCA lower (holds); fixed λ: MoCA higher (does not hold)
+    assert verdict(tuned.comparisons) == HOLDS and verdict(fixed.comparisons) == FAILS
+    assert any(n.startswith("moca (weight=10): 10.5 [") for n in tuned.numbers)
+    assert any(n.startswith("mmd: 10 [") for n in fixed.numbers)
+    assert sorted(tuned.runs[f"benchmark: moca tuned"]) == [f"results/benchmark/mocatuned{i}" for i in range(3)]
+    # no benchmark results: not run, with the command in a note
+    empty = by_id["beyond_benchmark"].evaluate(_FakeData({}))
+    assert verdict(empty.comparisons) == NOT_RUN and "sweeps/benchmark.yaml" in empty.notes[0]
