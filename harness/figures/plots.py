@@ -180,6 +180,9 @@ def _read_tsne(s: SweepResults, rid: str) -> pd.DataFrame | None:
     return df if all(c in df.columns for c in TSNE_COLUMNS) else None
 
 
+FIG7_COLUMNS = 5
+
+
 def fig7(d: ItemData) -> FigureOut:
     """t-SNE maps of test-set latents, one panel per method (the lowest seed of each)."""
     panels, notes = [], []
@@ -202,17 +205,30 @@ def fig7(d: ItemData) -> FigureOut:
             panels.append((s, f"{label}, seed={value_text(seed)}{knn_text}", found[1]))
     if not panels:
         raise_data_error("; ".join(notes))
-    fig, axes = _new(len(panels), width=5.0, height=4.6)
-    for ax, (s, label, t) in zip(axes, panels):
-        sns.scatterplot(data=t.assign(label=t["label"].astype(str)), x="x", y="y", hue="label", s=6,
-                        linewidth=0, palette="tab10", ax=ax, legend=ax is axes[-1])
-        ax.set_title(f"{label}\n{d.scales[s.name]}, {_dataset(s)}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-    if axes[-1].get_legend() is not None:
-        sns.move_legend(axes[-1], "center left", bbox_to_anchor=(1.0, 0.5), title="class", markerscale=2)
+    # one row per sweep (scale), at most FIG7_COLUMNS panels a row, so that each map stays readable
+    rows: list[list] = []
+    for name in dict.fromkeys(p[0].name for p in panels):
+        mine = [p for p in panels if p[0].name == name]
+        rows += [mine[i:i + FIG7_COLUMNS] for i in range(0, len(mine), FIG7_COLUMNS)]
+    ncols = max(len(r) for r in rows)
+    fig, grid = plt.subplots(len(rows), ncols, figsize=(4.2 * ncols + 1.0, 4.2 * len(rows)), squeeze=False)
+    legend_ax = grid[0][len(rows[0]) - 1]
+    for r, row in enumerate(rows):
+        for c in range(ncols):
+            ax = grid[r][c]
+            if c >= len(row):
+                ax.set_visible(False)
+                continue
+            s, label, t = row[c]
+            sns.scatterplot(data=t.assign(label=t["label"].astype(str)), x="x", y="y", hue="label", s=5,
+                            linewidth=0, palette="tab10", ax=ax, legend=ax is legend_ax)
+            ax.set_title(f"{label}\n{d.scales[s.name]}, {_dataset(s)}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+    if legend_ax.get_legend() is not None:
+        sns.move_legend(legend_ax, "center left", bbox_to_anchor=(1.0, 0.5), title="class", markerscale=2)
     notes.append(f"t-SNE of test-set latents written by the artifacts evaluator ({TSNE_FILE}); "
                  f"{config_values(d.sweeps, ['eval.artifacts.tsne_points'])}; one run (the lowest seed) per panel.")
     return FigureOut(fig, notes)
