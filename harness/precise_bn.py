@@ -10,7 +10,10 @@ statistics). :func:`recompute_bn_stats` replaces the running statistics of every
 layer by the plain average of the batch statistics of the current weights over a fixed set of
 training batches (PyTorch's cumulative average, ``momentum=None``; running_var averages the
 unbiased batch variances, as PyTorch and fvcore's ``update_bn_stats`` do), with gradients off
-and every other module state restored afterwards.
+and every other module state restored afterwards. Only the batch-norm layers are put in
+training mode: everything else runs as at evaluation, so a method whose latent is stochastic
+in training (the S-VAE samples from its posterior) feeds the decoder the latent the
+evaluators will see (its mean direction), and no random stream is consumed.
 
 The trainer calls it before each evaluation when ``eval.precise_bn`` is true (the default), on
 ``eval.precise_bn_batches`` batches of ``train.batch_size`` training items fixed once per run
@@ -45,7 +48,9 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor],
     for bn in layers:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the batches that follow
-    model.train()
+    model.eval()  # the forward of an evaluation (a stochastic latent, e.g. the S-VAE's, takes its mean) ...
+    for bn in layers:
+        bn.train()  # ... with the batch norms collecting batch statistics
     try:
         with torch.no_grad():
             for x in batches:

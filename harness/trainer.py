@@ -49,6 +49,7 @@ from harness.errors import ConfigError
 from harness.run_folder import same_config
 from harness.datasets import DataBundle, load_dataset
 from harness.evaluators import build_evaluators
+from harness.evaluators._base import latent_map
 from harness.precise_bn import bn_layers, recompute_bn_stats
 from harness.priors import build_prior
 from harness.seeding import derive_seed, make_generator
@@ -373,8 +374,8 @@ class Trainer:
         idx, bs = self._precise_bn_idx, self.batch_size
         batches = (self.data.to_float(self.data.train_x[idx[i : i + bs]]).to(self.device)
                    for i in range(0, len(idx), bs))
-        recompute_bn_stats(self.model, batches,
-                           lambda x: self.model.decoder(self.prior.project(self.model.encoder(x))))
+        to_latent = latent_map(self.model, self.prior)  # the evaluators' map (the method's, e.g. S-VAE's mean)
+        recompute_bn_stats(self.model, batches, lambda x: self.model.decoder(to_latent(self.model.encoder(x))))
 
     def evaluate(self, final: bool = False) -> dict:
         if not self.evaluators:

@@ -65,3 +65,19 @@ def test_precise_bn_changes_the_evaluation_not_the_training():
 def test_precise_bn_batches_are_validated():
     with pytest.raises(ConfigError, match=r"^eval\.precise_bn_batches: got 0"):
         config_from_dict({"eval": {"precise_bn_batches": 0}})
+
+
+def test_precise_bn_feeds_a_stochastic_method_the_evaluation_latent():
+    """The S-VAE's encoder has an extra output (κ) and samples while training: precise BN must run
+    the decoder on the latent the evaluators use (the mean direction, latent_dim wide), not the
+    raw encoder output, and draw nothing from the method's random stream (it once crashed on A2:
+    'mat1 and mat2 shapes cannot be multiplied (8x129 and 128x8192)')."""
+    tree = _digits_tree(True)
+    tree["method"] = {"name": "svae", "weight": 1.0}
+    tree["eval"]["metrics"] = ["latent", "recon"]
+    t = Trainer(config_from_dict(tree))
+    t.train_epoch()
+    before = t.regularizer.ctx.generator.get_state()
+    row = t.evaluate()
+    assert torch.equal(t.regularizer.ctx.generator.get_state(), before)
+    assert row["latent_uniformity"] < 0 and row["test_recon"] > 0
