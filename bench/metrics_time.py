@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from harness.config import FIDConfig
+from harness.evaluators.fid import FIDConfig
 from harness.metrics import fid as M
 
 

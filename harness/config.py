@@ -9,7 +9,12 @@ and what is allowed. Command-line entry points turn it into exit status 2.
 
 The method block is flat in YAML (``method: {name: moca, weight: 100, tau: 0.1}``): ``name``
 and ``weight`` (λ in the paper's loss, Eq. 5) are common to all regularizers, the remaining
-keys are validated against the registered regularizer's own ``Config`` dataclass.
+keys are validated against the registered regularizer's own ``Config`` dataclass. Datasets,
+architectures, priors and evaluators own their settings the same way: ``data``, ``model`` and
+``eval`` declare here only the keys every plug-in shares, and each plug-in's ``Config`` adds its
+own (:mod:`harness.plugin_settings`). Requirements across sections (an image metric on vector
+data, an image size an architecture cannot decode) are each plug-in's ``check_run(cfg)``, run
+at validation; what the machine must offer (``train.device: cuda``) is :func:`check_machine`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, require, require_choice  # noqa: F401  (re-exported)
+from harness.plugin_settings import PluginSection, full_section, plugins_of
 from harness.registry import suggest
 from harness.yaml_io import YAMLInputError, YAMLRefused, load_file, loads
 
@@ -33,8 +39,9 @@ from harness.yaml_io import YAMLInputError, YAMLRefused, load_file, loads
 
 
 @dataclass
-class DataConfig:
-    """Which dataset, where it lives, and how much of it to use."""
+class DataConfig(PluginSection):
+    """Which dataset, where it lives, and how much of it to use (a dataset's own keys, e.g.
+    the synthetic task's ``num_points``, are declared in its file)."""
 
     name: str = "mnist"
     # where datasets are looked for and downloaded to; null = $MOCA_DATA_ROOT, else ./data
@@ -47,8 +54,6 @@ class DataConfig:
     test_limit: int | None = None
     val_size: int = 0  # training items held out as the validation split (model selection); 0 = none
     val_seed: int = 0  # which items: a permutation seeded by this alone (same split for every run)
-    num_points: int = 1000  # synthetic: number of points (paper: 1000)
-    input_dim: int = 100  # synthetic: dimension of the points (paper: 100)
 
     def check(self, p: str) -> None:
         from harness.datasets import DATASETS
@@ -61,20 +66,16 @@ class DataConfig:
         require(self.train_limit is None or self.val_size < self.train_limit, f"{p}.val_size", self.val_size,
                 f"an integer below data.train_limit ({self.train_limit}): the rest is trained on")
         require(self.val_seed >= 0, f"{p}.val_seed", self.val_seed, "an integer >= 0")
-        require(self.num_points >= 2, f"{p}.num_points", self.num_points, "an integer >= 2")
-        require(self.input_dim >= 1, f"{p}.input_dim", self.input_dim, "an integer >= 1")
 
 
 @dataclass
-class ModelConfig:
-    """Autoencoder architecture and prior (the prior fixes the latent geometry)."""
+class ModelConfig(PluginSection):
+    """Autoencoder architecture and prior (the prior fixes the latent geometry); an
+    architecture's own keys (the MLP's ``hidden``, the conv nets' ``width``) are in its file."""
 
     arch: str = "small_conv"
     latent_dim: int = 64
     prior: str = "sphere"
-    hidden: list[int] = field(default_factory=lambda: [128, 128])  # mlp encoder widths
-    decoder_hidden: list[int] | None = None  # mlp decoder widths; None mirrors `hidden`
-    width: int = 32  # base channel count of the convolutional architectures
 
     def check(self, p: str) -> None:
         from harness.archs import ARCHS
@@ -83,10 +84,6 @@ class ModelConfig:
         require_choice(self.arch, f"{p}.arch", ARCHS.names())
         require_choice(self.prior, f"{p}.prior", PRIORS.names())
         require(self.latent_dim >= 1, f"{p}.latent_dim", self.latent_dim, "an integer >= 1")
-        require(self.width >= 1, f"{p}.width", self.width, "an integer >= 1")
-        for key in ("hidden", "decoder_hidden"):
-            v = getattr(self, key)
-            require(v is None or all(w >= 1 for w in v), f"{p}.{key}", v, "a list of integers >= 1")
 
 
 @dataclass
@@ -163,95 +160,9 @@ class TrainConfig:
 
 
 @dataclass
-class FIDConfig:
-    """FID / KID through pytorch-fid's Inception network (see harness/metrics/fid.py)."""
-
-    num_samples: int = 10000  # N generated samples (paper: 10,000)
-    reference_samples: int | None = None  # reference images (first M of the split); None = num_samples
-    split: str = "test"  # reference split (the paper uses the test set)
-    weights: str | None = None  # local pt_inception-2015-12-05-6726825d.pth; None = pytorch-fid's download
-    cache_dir: str = "results/.cache/fid"  # reference statistics, shared by every run
-    batch_size: int = 200
-    kid_subsets: int = 100  # KID: number of subsets (unbiased polynomial-kernel MMD)
-    kid_subset_size: int = 1000
-    dims: int = 2048  # Inception feature block (pytorch-fid's --dims); 2048 = pool3, the standard FID
-    features: str = "inception"  # inception (paper scale) | lenet (domain network, CPU scale; 128-d)
-
-    def check(self, p: str) -> None:
-        from harness.metrics.features import FEATURE_NETS
-
-        require_choice(self.features, f"{p}.features", list(FEATURE_NETS))
-        require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
-        require(self.reference_samples is None or self.reference_samples >= 2, f"{p}.reference_samples",
-                self.reference_samples, "null or an integer >= 2")
-        require(self.dims in (64, 192, 768, 2048), f"{p}.dims", self.dims, "64, 192, 768 or 2048 (pytorch-fid's --dims)")
-        require_choice(self.split, f"{p}.split", ["train", "test"])
-        require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
-        require(self.kid_subsets >= 1, f"{p}.kid_subsets", self.kid_subsets, "an integer >= 1")
-        require(self.kid_subset_size >= 2, f"{p}.kid_subset_size", self.kid_subset_size, "an integer >= 2")
-
-
-@dataclass
-class PRDCConfig:
-    """Precision/recall (Kynkäänniemi et al. 2019) and density/coverage (Naeem et al. 2020)."""
-
-    features: str = "inception"  # feature network: inception | lenet (as eval.fid.features)
-    k: int = 5  # nearest neighbours (Naeem et al. recommend 5)
-    num_samples: int = 10000  # generated samples, and reference images of the evaluation split
-
-    def check(self, p: str) -> None:
-        from harness.metrics.features import FEATURE_NETS
-
-        require_choice(self.features, f"{p}.features", list(FEATURE_NETS))
-        require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
-        require(1 <= self.k < self.num_samples, f"{p}.k", self.k,
-                f"an integer from 1 to {self.num_samples - 1} (below {p}.num_samples)")
-
-
-@dataclass
-class KNNConfig:
-    """k-NN accuracy of evaluation latents against training latents (labelled datasets)."""
-
-    k: int = 10
-    num_train: int = 10000  # first N training items (the neighbours)
-    num_test: int = 10000  # first N items of the evaluation split (classified)
-
-    def check(self, p: str) -> None:
-        require(self.num_train >= 1, f"{p}.num_train", self.num_train, "an integer >= 1")
-        require(self.num_test >= 1, f"{p}.num_test", self.num_test, "an integer >= 1")
-        require(1 <= self.k <= self.num_train, f"{p}.k", self.k,
-                f"an integer from 1 to {self.num_train} ({p}.num_train)")
-
-
-@dataclass
-class ImageSWDConfig:
-    """Image-space sliced Wasserstein distance of Laplacian-pyramid patches (Fig. 2 right)."""
-
-    mode: str = "pggan"  # pggan (Karras et al. 2018 reference) | swd_pytorch (the paper's package)
-    num_images: int = 1000  # images per set (SWD depends on it)
-    split: str = "test"
-
-    def check(self, p: str) -> None:
-        require_choice(self.mode, f"{p}.mode", ["pggan", "swd_pytorch"])
-        require(self.num_images >= 2, f"{p}.num_images", self.num_images, "an integer >= 2")
-        require_choice(self.split, f"{p}.split", ["train", "test"])
-
-
-@dataclass
-class ArtifactsConfig:
-    """Image grids, interpolations and t-SNE written into the run folder."""
-
-    at_end: bool = True  # after the last epoch
-    every_eval: bool = False  # also at every evaluation
-    tsne_points: int = 2000  # test latents shown in the t-SNE map (labelled datasets)
-
-    def check(self, p: str) -> None:
-        require(self.tsne_points >= 10, f"{p}.tsne_points", self.tsne_points, "an integer >= 10")
-
-
-@dataclass
-class EvalConfig:
-    """Which evaluation metrics run, and how often (every N epochs and after the last)."""
+class EvalConfig(PluginSection):
+    """Which evaluation metrics run, and how often (every N epochs and after the last); each
+    evaluator's own block (``eval.fid``, ``eval.prdc``, ...) is declared in its file."""
 
     every: int = 1  # epochs between evaluations; 0 = only after the last epoch
     split: str = "test"  # what the evaluators measure on: test | val (data.val_size items held out of training)
@@ -261,11 +172,6 @@ class EvalConfig:
     projections: int = 128  # sliced-Wasserstein projections of the latent metrics
     precise_bn: bool = True  # re-estimate batch-norm statistics before each evaluation (harness/precise_bn.py)
     precise_bn_batches: int = 20  # training batches (of train.batch_size) for that
-    fid: FIDConfig = field(default_factory=FIDConfig)
-    prdc: PRDCConfig = field(default_factory=PRDCConfig)
-    knn: KNNConfig = field(default_factory=KNNConfig)
-    swd: ImageSWDConfig = field(default_factory=ImageSWDConfig)
-    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
     def check(self, p: str) -> None:
         from harness.evaluators import EVALUATORS
@@ -292,16 +198,18 @@ class RunConfig:
     seed: int = 0  # the master seed: every other seed derives from it
 
     def check(self, p: str = "") -> None:
+        """Requirements across sections, once every section is valid on its own: the
+        regularizer's and each plug-in's ``check_run`` (dataset, architecture, prior, metrics)."""
         from methods import REGULARIZERS
-
-        from harness.evaluators import EVALUATORS
 
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         require(self.eval.split != "val" or self.data.val_size >= 1, "eval.split", self.eval.split,
                 "test, or val together with data.val_size >= 1 (the validation split is held out of training)")
         REGULARIZERS.get(self.method.name).check_run(self)
-        for name in dict.fromkeys(self.eval.metrics):
-            EVALUATORS.get(name).check_run(self)
+        for plugin in plugins_of(self):
+            check_run = getattr(plugin, "check_run", None)
+            if check_run is not None:
+                check_run(self)
 
     def to_dict(self) -> dict:
         out = {}
@@ -402,6 +310,8 @@ def _field_names(cls: type, all_fields: bool = False) -> tuple[str, ...]:
 def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping, strictly: unknown keys and bad types raise."""
     where = prefix or "config"
+    if issubclass(cls, PluginSection):
+        cls = full_section(cls)  # the section's keys and its plug-ins'
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -624,10 +534,22 @@ def tree_fingerprint(tree: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def run_id(cfg: RunConfig) -> str:
-    """The stable id of a run (its folder name in a sweep): :func:`config_fingerprint` of the
+def run_id(cfg: RunConfig, tree: dict | None = None) -> str:
+    """The stable id of a run (its folder name in a sweep): :func:`tree_fingerprint` of the
     config with the execution-only fields reset (:data:`EXECUTION_ONLY`), so the same run
-    started with another thread count or data folder keeps its id."""
-    changed = {section: dataclasses.replace(getattr(cfg, section), **fields)
-               for section, fields in EXECUTION_ONLY.items()}
-    return config_fingerprint(dataclasses.replace(cfg, **changed))
+    started with another thread count or data folder keeps its id. ``tree``: ``cfg.to_dict()``
+    when the caller has it already (a sweep of 10,000 runs resolves each tree once)."""
+    return tree_fingerprint(without_execution_only(tree if tree is not None else cfg.to_dict()))
+
+
+def check_machine(cfg: RunConfig) -> None:
+    """What ``cfg`` needs of the machine that trains it here (``train.device: cuda``: a usable
+    CUDA device), checked before anything starts by the entry points that train on this
+    machine (``harness.train``, the sweep's local and debug executors). A sweep submitted to
+    SLURM is not checked here: its runs train elsewhere, where the trainer refuses in one line."""
+    if cfg.train.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device", "got 'cuda', but this machine has no usable CUDA device; "
+                                              "allowed here: auto, cpu")

@@ -24,6 +24,13 @@ class Prior(ABC):
 
     name: str = ""
     spherical: bool = False
+    # a prior with settings of its own sets ``Config``, a dataclass whose fields become keys of
+    # ``model:`` (harness/plugin_settings.py); requirements on the rest of the run go in check_run
+    Config: type | None = None
+
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        """Requirements on the rest of the run config, checked at validation (none by default)."""
 
     def __init__(self, dim: int):
         self.dim = dim

@@ -3,6 +3,8 @@
 One registry per pluggable concept (regularizers, architectures, datasets, priors,
 evaluators). A plug-in registers itself with a decorator in its own module, so adding one
 needs no edit anywhere else; the package that holds the plug-ins imports all its modules.
+A plug-in may own settings (a ``Config`` dataclass) and requirements on the rest of a run
+(``check_run(cfg)``); :mod:`harness.plugin_settings` turns those into config keys.
 """
 
 from __future__ import annotations
@@ -30,10 +32,15 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._imported = package is None
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **attributes) -> Callable[[T], T]:
+        """Register the decorated object under ``name``. ``attributes`` are set on it: what a
+        function plug-in (a dataset loader, an architecture builder) declares in the decorator
+        (``Config``, ``check_run``, ``kind``) and a class plug-in holds as class attributes."""
         def decorator(obj: T) -> T:
             if name in self._items and self._items[name] is not obj:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
+            for key, value in attributes.items():
+                setattr(obj, key, value)
             self._items[name] = obj
             return obj
 

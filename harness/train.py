@@ -33,7 +33,7 @@ from pathlib import Path
 
 from harness import distributed
 from harness.atomic import write_text
-from harness.config import ConfigError, RunConfig, config_from_dict, load_config, run_id
+from harness.config import ConfigError, RunConfig, check_machine, config_from_dict, load_config, run_id
 from harness.datasets import DatasetMissing
 from harness.provenance import code_version, package_versions, process_info
 from harness.run_folder import (
@@ -259,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        check_machine(cfg)  # before the run folder is touched
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e if e.source else e.with_source(args.config)}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("results") / "runs" / run_id(cfg)
     dist = distributed.init_from_env(cfg.train.device)  # torchrun / srun: join the run's processes

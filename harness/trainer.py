@@ -44,7 +44,7 @@ from tqdm import tqdm
 from harness import distributed
 from harness.archs import build_autoencoder
 from harness.atomic import atomic_write
-from harness.config import RunConfig
+from harness.config import RunConfig, check_machine
 from harness.errors import ConfigError
 from harness.run_folder import same_config
 from harness.datasets import DataBundle, load_dataset
@@ -163,6 +163,7 @@ class Trainer:
         t = cfg.train
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.dist = distributed.current()
+        check_machine(cfg)  # e.g. device: cuda in a SLURM job on a node without one: one line
         self.device = resolve_device(t.device, self.dist.local_rank)
         if t.num_threads:
             torch.set_num_threads(t.num_threads)

@@ -9,13 +9,43 @@ back exactly (4 -> 7 -> 14 -> 28) without cropping or padding the output image.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, require
 
 MIN_SIDE = 8  # smallest image side any convolutional architecture here accepts
+
+
+@dataclass
+class ConvConfig:
+    """The key every convolutional architecture here owns under ``model:`` (one shared key)."""
+
+    width: int = 32  # base channel count
+
+    def check(self, p: str) -> None:
+        require(self.width >= 1, f"{p}.width", self.width, "an integer >= 1")
+
+
+def conv_check_run(arch: str, check_side: Callable[[int], object] | None = None):
+    """``check_run`` of a convolutional architecture: the data must be square images of a
+    side it accepts (:func:`image_shape`; ``check_side(side)`` raises :class:`ConfigError`
+    for sides this architecture cannot decode), checked at validation from the dataset's
+    declared item shape instead of when the model is built inside the run."""
+    def check_run(cfg) -> None:
+        from harness.datasets import dataset_item_shape
+
+        shape = dataset_item_shape(cfg.data)
+        if shape is None:
+            return
+        _, side = image_shape(shape, arch)
+        if check_side is not None:
+            check_side(side)
+
+    return check_run
 
 
 def image_shape(input_shape: tuple[int, ...], arch: str) -> tuple[int, int]:

@@ -42,7 +42,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from harness.archs._base import ARCHS, AutoEncoder
-from harness.archs._blocks import Unflatten, conv_same, halvings, halvings_to, image_shape
+from harness.archs._blocks import ConvConfig, conv_check_run, Unflatten, conv_same, halvings, halvings_to, image_shape
 from harness.errors import ConfigError
 
 KERNEL = 4
@@ -110,7 +110,7 @@ class A1Decoder(nn.Module):
         return self.net(z)
 
 
-@ARCHS.register("a1")
+@ARCHS.register("a1", Config=ConvConfig, check_run=conv_check_run("a1", decoder_upsamplings))
 def build_a1(model_cfg, input_shape: tuple[int, ...]) -> AutoEncoder:
     """MoCA's A1 (WAE convnet + batch norm) for (C, H, H) images."""
     c, side = image_shape(input_shape, "a1")

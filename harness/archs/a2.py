@@ -39,7 +39,7 @@ import math
 from torch import Tensor, nn
 
 from harness.archs._base import ARCHS, AutoEncoder
-from harness.archs._blocks import Unflatten, UpBasicBlock, image_shape, init_resnet_, resnet_stage
+from harness.archs._blocks import ConvConfig, conv_check_run, Unflatten, UpBasicBlock, image_shape, init_resnet_, resnet_stage
 
 BLOCKS_PER_STAGE = 2  # ResNet-18: [2, 2, 2, 2]
 CIFAR_SIDE = 32  # up to this side conv1 has stride 1, above it stride 2
@@ -112,7 +112,7 @@ class ResNet18Decoder(nn.Module):
         return self.sigmoid(self.conv1(x))
 
 
-@ARCHS.register("a2")
+@ARCHS.register("a2", Config=ConvConfig, check_run=conv_check_run("a2"))
 def build_a2(model_cfg, input_shape: tuple[int, ...]) -> AutoEncoder:
     """MoCA's A2 (ResNet-18 autoencoder) for (C, H, H) images."""
     c, side = image_shape(input_shape, "a2")

@@ -10,10 +10,25 @@ sigmoid and is reshaped back to (C, H, W); vector decoders are linear.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from torch import nn
 
 from harness.archs._base import ARCHS, AutoEncoder
+from harness.errors import require
+
+
+@dataclass
+class MLPConfig:
+    """The MLP's own keys under ``model:``."""
+
+    hidden: list[int] = field(default_factory=lambda: [128, 128])  # encoder widths
+    decoder_hidden: list[int] | None = None  # decoder widths; None mirrors `hidden`
+
+    def check(self, p: str) -> None:
+        for key in ("hidden", "decoder_hidden"):
+            v = getattr(self, key)
+            require(v is None or all(w >= 1 for w in v), f"{p}.{key}", v, "a list of integers >= 1")
 
 
 def mlp(widths: list[int]) -> nn.Sequential:
@@ -26,7 +41,7 @@ def mlp(widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@ARCHS.register("mlp")
+@ARCHS.register("mlp", Config=MLPConfig)
 def build_mlp(model_cfg, input_shape: tuple[int, ...]) -> AutoEncoder:
     n_in = math.prod(input_shape)
     hidden = list(model_cfg.hidden)

@@ -30,7 +30,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from harness.archs._base import ARCHS, AutoEncoder
-from harness.archs._blocks import Unflatten, UpBasicBlock, down_block, halvings_to, image_shape, init_resnet_
+from harness.archs._blocks import ConvConfig, conv_check_run, Unflatten, UpBasicBlock, down_block, halvings_to, image_shape, init_resnet_
 
 FINAL_SIDE = 4  # the encoder halves until the side is at most this (256 -> 4 in 6 blocks)
 MAX_WIDTH_FACTOR = 16  # channels stop doubling at 16w (512 at w = 32, as in ResNet-18)
@@ -79,7 +79,7 @@ class HQDecoder(nn.Module):
         return self.head(self.blocks(self.fc(z)))
 
 
-@ARCHS.register("resnet_hq")
+@ARCHS.register("resnet_hq", Config=ConvConfig, check_run=conv_check_run("resnet_hq"))
 def build_resnet_hq(model_cfg, input_shape: tuple[int, ...]) -> AutoEncoder:
     """The CelebA-HQ residual autoencoder for (C, H, H) images (one block per halving)."""
     c, side = image_shape(input_shape, "resnet_hq")

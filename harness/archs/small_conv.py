@@ -25,7 +25,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from harness.archs._base import ARCHS, AutoEncoder
-from harness.archs._blocks import Unflatten, deconv3x3_to, halvings_to, image_shape
+from harness.archs._blocks import ConvConfig, conv_check_run, Unflatten, deconv3x3_to, halvings_to, image_shape
 
 FINAL_SIDE = 4  # the encoder halves the input until its side is at most this
 
@@ -61,7 +61,7 @@ class SmallConvDecoder(nn.Module):
         return self.features(self.fc(z))
 
 
-@ARCHS.register("small_conv")
+@ARCHS.register("small_conv", Config=ConvConfig, check_run=conv_check_run("small_conv"))
 def build_small_conv(model_cfg, input_shape: tuple[int, ...]) -> AutoEncoder:
     """Small conv autoencoder for (C, H, H) images; ``width`` is the first layer's channels."""
     c, side = image_shape(input_shape, "small_conv")

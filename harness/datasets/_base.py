@@ -15,10 +15,11 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
-from harness.config import ConfigError
+from harness.errors import ConfigError
 from harness.registry import Registry
 from harness.seeding import make_generator
 
@@ -116,17 +117,36 @@ def hold_out_validation(bundle: DataBundle, size: int, seed: int) -> DataBundle:
 
 @dataclass(frozen=True)
 class DatasetKind:
-    """What a dataset holds, known before it is loaded (config validation uses it): images
-    or vectors, and whether items carry one class label each (kNN accuracy, the ``lenet``
-    feature network). A loader declares it as its ``kind`` attribute."""
+    """What a dataset holds, known before it is loaded (config validation checks the
+    architecture and the metrics against it): images or vectors, whether items carry one class
+    label each (kNN accuracy, the ``lenet`` feature network), and ``shape(data_cfg)``, the
+    shape of one item under these settings (None: not known before loading). A loader declares
+    it when it registers: ``@DATASETS.register(name, kind=DatasetKind(...))``."""
 
     image: bool
     class_labels: bool
+    shape: Callable[[Any], tuple[int, ...]] | None = None
+
+
+def square_images(channels: int, native_side: int) -> Callable[[Any], tuple[int, int, int]]:
+    """``DatasetKind.shape`` of an image dataset: (C, S, S) with S = ``data.image_size``, or
+    the dataset's native side when that is null."""
+    def shape(data_cfg) -> tuple[int, int, int]:
+        side = data_cfg.image_size or native_side
+        return (channels, side, side)
+
+    return shape
 
 
 def dataset_kind(name: str) -> DatasetKind:
     """The :class:`DatasetKind` that the loader registered as ``name`` declares."""
     return DATASETS.get(name).kind
+
+
+def dataset_item_shape(data_cfg) -> tuple[int, ...] | None:
+    """The shape of one item of ``data_cfg``'s dataset, known without loading it, or None."""
+    shape = dataset_kind(data_cfg.name).shape
+    return tuple(shape(data_cfg)) if shape is not None else None
 
 
 def load_dataset(data_cfg, seed: int = 0) -> DataBundle:

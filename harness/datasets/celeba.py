@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import CelebA
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint, square_images
 from harness.datasets._images import (
     cached,
     centre_square,
@@ -79,12 +79,10 @@ def load_part(root: Path, part: str, limit: int | None, size: int, download: boo
     return cached(cache_path(root, part, size, count_key(n, len(files))), build)
 
 
-@DATASETS.register("celeba")
+# class_labels: CelebA has 40 binary attributes per image, not one class
+@DATASETS.register("celeba", kind=DatasetKind(image=True, class_labels=False, shape=square_images(3, DEFAULT_SIZE)))
 def load_celeba(data_cfg, seed: int = 0) -> DataBundle:
     root, size = data_root(data_cfg), data_cfg.image_size or DEFAULT_SIZE
     train = load_part(root, "train", data_cfg.train_limit, size, data_cfg.download)
     test = load_part(root, "test", data_cfg.test_limit, size, data_cfg.download)
     return make_bundle("celeba", data_cfg, train["images"], test["images"], train["attr"], test["attr"])
-
-
-load_celeba.kind = DatasetKind(image=True, class_labels=False)  # 40 binary attributes, not one class

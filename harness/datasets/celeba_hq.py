@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint, square_images
 from harness.datasets._images import (
     IMAGE_EXTENSIONS,
     cached,
@@ -74,7 +74,7 @@ def _load_split(root: Path, split: str, files: list[Path], n_files: int, limit: 
     return cached(cache_path(root, split, n_files, size, count_key(n, len(files))), build)["images"]
 
 
-@DATASETS.register("celeba_hq")
+@DATASETS.register("celeba_hq", kind=DatasetKind(image=True, class_labels=False, shape=square_images(3, DEFAULT_SIZE)))
 def load_celeba_hq(data_cfg, seed: int = 0) -> DataBundle:
     root, size = data_root(data_cfg), data_cfg.image_size or DEFAULT_SIZE
     folder = root / FOLDER
@@ -89,6 +89,3 @@ def load_celeba_hq(data_cfg, seed: int = 0) -> DataBundle:
     train_x = _load_split(root, "train", files[:n_train], len(files), data_cfg.train_limit, size)
     test_x = _load_split(root, "test", files[n_train:], len(files), data_cfg.test_limit, size)
     return make_bundle("celeba_hq", data_cfg, train_x, test_x)
-
-
-load_celeba_hq.kind = DatasetKind(image=True, class_labels=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torchvision.datasets import CIFAR10
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint, square_images
 from harness.datasets._images import make_bundle, one_line
 
 
@@ -22,7 +22,7 @@ def _split(ds: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.as_tensor(ds.targets, dtype=torch.int64)
 
 
-@DATASETS.register("cifar10")
+@DATASETS.register("cifar10", kind=DatasetKind(image=True, class_labels=True, shape=square_images(3, 32)))
 def load_cifar10(data_cfg, seed: int = 0) -> DataBundle:
     root = data_root(data_cfg)
     folder = root / CIFAR10.base_folder
@@ -43,6 +43,3 @@ def load_cifar10(data_cfg, seed: int = 0) -> DataBundle:
     train_x, train_y = _split(train)
     test_x, test_y = _split(test)
     return make_bundle("cifar10", data_cfg, train_x, test_x, train_y, test_y)
-
-
-load_cifar10.kind = DatasetKind(image=True, class_labels=True)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetKind
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, square_images
 from harness.datasets._images import make_bundle
 from harness.seeding import make_generator
 
@@ -29,12 +29,9 @@ def digits_uint8() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(d.target).long()
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", kind=DatasetKind(image=True, class_labels=True, shape=square_images(1, 8)))
 def load_digits_dataset(data_cfg, seed: int = 0) -> DataBundle:
     images, labels = digits_uint8()
     perm = torch.randperm(len(images), generator=make_generator(seed, "digits_split"))
     train, test = perm[:N_TRAIN], perm[N_TRAIN:]
     return make_bundle("digits", data_cfg, images[train], images[test], labels[train], labels[test])
-
-
-load_digits_dataset.kind = DatasetKind(image=True, class_labels=True)

@@ -23,7 +23,7 @@ import torch
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import check_integrity
 
-from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint
+from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint, square_images
 from harness.datasets._images import make_bundle, one_line
 
 GZ_NAMES = ", ".join(name for name, _ in MNIST.resources)
@@ -64,7 +64,7 @@ def _missing(raw: Path, download: bool, bad: list[str], error: BaseException | N
                           f"(needs internet), or {offline_hint(where, lead=False)}")
 
 
-@DATASETS.register("mnist")
+@DATASETS.register("mnist", kind=DatasetKind(image=True, class_labels=True, shape=square_images(1, 28)))
 def load_mnist(data_cfg, seed: int = 0) -> DataBundle:
     root = data_root(data_cfg)
     raw = root / "MNIST" / "raw"
@@ -86,6 +86,3 @@ def load_mnist(data_cfg, seed: int = 0) -> DataBundle:
     return make_bundle(
         "mnist", data_cfg, train.data.unsqueeze(1), test.data.unsqueeze(1), train.targets, test.targets
     )
-
-
-load_mnist.kind = DatasetKind(image=True, class_labels=True)

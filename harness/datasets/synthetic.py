@@ -9,13 +9,29 @@ of the size serves as the test split.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from harness.datasets._base import DATASETS, DataBundle, DatasetKind
+from harness.errors import require
 from harness.seeding import make_generator
 
 
-@DATASETS.register("synthetic")
+@dataclass
+class SyntheticConfig:
+    """The synthetic task's own keys under ``data:``."""
+
+    num_points: int = 1000  # number of points (paper: 1000)
+    input_dim: int = 100  # dimension of the points (paper: 100)
+
+    def check(self, p: str) -> None:
+        require(self.num_points >= 2, f"{p}.num_points", self.num_points, "an integer >= 2")
+        require(self.input_dim >= 1, f"{p}.input_dim", self.input_dim, "an integer >= 1")
+
+
+@DATASETS.register("synthetic", Config=SyntheticConfig,
+                   kind=DatasetKind(image=False, class_labels=False, shape=lambda c: (c.input_dim,)))
 def load_synthetic(data_cfg, seed: int) -> DataBundle:
     n, d = data_cfg.num_points, data_cfg.input_dim
     g = make_generator(0, "synthetic", n, d)
@@ -26,6 +42,3 @@ def load_synthetic(data_cfg, seed: int) -> DataBundle:
     if data_cfg.test_limit:
         test = test[: data_cfg.test_limit]
     return DataBundle("synthetic", train_x=train, test_x=test)
-
-
-load_synthetic.kind = DatasetKind(image=False, class_labels=False)

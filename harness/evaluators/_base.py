@@ -1,4 +1,10 @@
-"""The evaluator interface and registry."""
+"""The evaluator interface and registry.
+
+An evaluator is one file: its class, registered with ``@EVALUATORS.register(name)``, and its
+settings, a ``Config`` dataclass that becomes the block ``eval.<config_key>`` of every run config
+(:mod:`harness.plugin_settings`). Requirements on the rest of the run (an image dataset, class
+labels) are its ``check_run(cfg)``, called at validation, before anything starts.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,22 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from harness.errors import ConfigError
 from harness.registry import Registry
 
 EVALUATORS: Registry = Registry("metric", package="harness.evaluators")
 
 
 class Evaluator(ABC):
-    """Computes one group of metrics on a trained-so-far model."""
+    """Computes one group of metrics on a trained-so-far model.
+
+    ``Config`` / ``config_key``: the evaluator's own settings and the name of their block under
+    ``eval:`` (none by default). ``needs_images``: refused at validation for a vector dataset.
+    """
+
+    Config: type | None = None
+    config_key: str = ""
+    needs_images: bool = False
 
     def __init__(self, cfg, data, prior, device: torch.device, run_dir=None):
         self.cfg, self.data, self.prior, self.device = cfg, data, prior, device
@@ -20,8 +35,15 @@ class Evaluator(ABC):
 
     @classmethod
     def check_run(cls, cfg) -> None:
-        """Requirements on the rest of the run config (e.g. an image dataset), checked during
-        config validation, before anything starts; raise ``ConfigError`` (one line)."""
+        """Requirements on the rest of the run config, checked during config validation,
+        before anything starts; raise ``ConfigError`` (one line). The base checks
+        ``needs_images``; an override adds its own checks after ``super().check_run(cfg)``."""
+        if cls.needs_images:
+            from harness.datasets import dataset_kind
+
+            if not dataset_kind(cfg.data.name).image:
+                name = next(n for n in cfg.eval.metrics if EVALUATORS.get(n) is cls)
+                raise ConfigError("eval.metrics", f"'{name}' needs an image dataset; {cfg.data.name} holds vectors")
 
     @abstractmethod
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:

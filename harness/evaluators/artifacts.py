@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from harness.atomic import atomic_write, write_text
+from harness.errors import require
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.evaluators.image_swd import decode
 from harness.seeding import derive_seed, make_generator
@@ -110,8 +112,23 @@ def save_png(path: Path, image: Image.Image) -> None:
     atomic_write(path, lambda f: image.save(f, format="png"), mode="wb")
 
 
+@dataclass
+class ArtifactsConfig:
+    """``eval.artifacts``: when the image grids and the t-SNE map are written, and its size."""
+
+    at_end: bool = True  # after the last epoch
+    every_eval: bool = False  # also at every evaluation
+    tsne_points: int = 2000  # test latents shown in the t-SNE map (labelled datasets)
+
+    def check(self, p: str) -> None:
+        require(self.tsne_points >= 10, f"{p}.tsne_points", self.tsne_points, "an integer >= 10")
+
+
 @EVALUATORS.register("artifacts")
 class Artifacts(Evaluator):
+    Config = ArtifactsConfig
+    config_key = "artifacts"
+
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)
         self.acfg, seed = cfg.eval.artifacts, cfg.eval.seed

@@ -27,13 +27,14 @@ of the domain network, reference N and split, library versions, cache file) goes
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
 from harness.atomic import write_json
-from harness.errors import ConfigError
+from harness.errors import ConfigError, require, require_choice
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.metrics import fid as M
 from harness.metrics.features import load_feature_net
@@ -53,24 +54,55 @@ def generate_images(model, z: torch.Tensor, item_shape, batch_size: int, device)
     return torch.cat(out)
 
 
-def check_image_features(cfg, metric: str, features: str, key: str) -> None:
-    """Config-time checks shared by the image metrics: an image dataset, and class labels
-    when the feature space is the domain classifier's."""
+def check_features(cfg, features: str, key: str) -> None:
+    """Config-time check shared by the image metrics with a feature network: the domain
+    classifier (``lenet``) is trained on class labels, so the dataset must have them."""
     from harness.datasets import dataset_kind
 
-    kind = dataset_kind(cfg.data.name)
-    if not kind.image:
-        raise ConfigError("eval.metrics", f"'{metric}' needs an image dataset; {cfg.data.name} holds vectors")
-    if features == "lenet" and not kind.class_labels:
+    if features == "lenet" and not dataset_kind(cfg.data.name).class_labels:
         raise ConfigError(key, f"'lenet' is trained on class labels and {cfg.data.name} has none; "
                                "allowed: inception")
 
 
+@dataclass
+class FIDConfig:
+    """``eval.fid``: FID / KID settings (see the module docstring and harness/metrics/fid.py)."""
+
+    num_samples: int = 10000  # N generated samples (paper: 10,000)
+    reference_samples: int | None = None  # reference images (first M of the split); None = num_samples
+    split: str = "test"  # reference split (the paper uses the test set)
+    weights: str | None = None  # local pt_inception-2015-12-05-6726825d.pth; None = pytorch-fid's download
+    cache_dir: str = "results/.cache/fid"  # reference statistics, shared by every run
+    batch_size: int = 200
+    kid_subsets: int = 100  # KID: number of subsets (unbiased polynomial-kernel MMD)
+    kid_subset_size: int = 1000
+    dims: int = 2048  # Inception feature block (pytorch-fid's --dims); 2048 = pool3, the standard FID
+    features: str = "inception"  # inception (paper scale) | lenet (domain network, CPU scale; 128-d)
+
+    def check(self, p: str) -> None:
+        from harness.metrics.features import FEATURE_NETS
+
+        require_choice(self.features, f"{p}.features", list(FEATURE_NETS))
+        require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
+        require(self.reference_samples is None or self.reference_samples >= 2, f"{p}.reference_samples",
+                self.reference_samples, "null or an integer >= 2")
+        require(self.dims in (64, 192, 768, 2048), f"{p}.dims", self.dims, "64, 192, 768 or 2048 (pytorch-fid's --dims)")
+        require_choice(self.split, f"{p}.split", ["train", "test"])
+        require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
+        require(self.kid_subsets >= 1, f"{p}.kid_subsets", self.kid_subsets, "an integer >= 1")
+        require(self.kid_subset_size >= 2, f"{p}.kid_subset_size", self.kid_subset_size, "an integer >= 2")
+
+
 @EVALUATORS.register("fid")
 class FIDEvaluator(Evaluator):
+    Config = FIDConfig
+    config_key = "fid"
+    needs_images = True
+
     @classmethod
     def check_run(cls, cfg) -> None:
-        check_image_features(cfg, "fid", cfg.eval.fid.features, "eval.fid.features")
+        super().check_run(cfg)
+        check_features(cfg, cfg.eval.fid.features, "eval.fid.features")
 
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)

@@ -14,9 +14,11 @@ Logs ``image_swd`` (mean over pyramid levels) and ``image_swd_res<R>`` per level
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, require, require_choice
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.metrics.image_swd import image_swd, to_uint8
 from harness.seeding import derive_seed, make_generator
@@ -36,8 +38,26 @@ def require_images(data, metric: str) -> None:
         raise ConfigError("eval.metrics", f"'{metric}' needs an image dataset; '{data.name}' holds vectors")
 
 
+@dataclass
+class ImageSWDConfig:
+    """``eval.swd``: image-space sliced Wasserstein distance of Laplacian-pyramid patches (Fig. 2 right)."""
+
+    mode: str = "pggan"  # pggan (Karras et al. 2018 reference) | swd_pytorch (the paper's package)
+    num_images: int = 1000  # images per set (SWD depends on it)
+    split: str = "test"
+
+    def check(self, p: str) -> None:
+        require_choice(self.mode, f"{p}.mode", ["pggan", "swd_pytorch"])
+        require(self.num_images >= 2, f"{p}.num_images", self.num_images, "an integer >= 2")
+        require_choice(self.split, f"{p}.split", ["train", "test"])
+
+
 @EVALUATORS.register("image_swd")
 class ImageSWD(Evaluator):
+    Config = ImageSWDConfig
+    config_key = "swd"
+    needs_images = True
+
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)
         require_images(data, "image_swd")

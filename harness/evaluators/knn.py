@@ -10,13 +10,33 @@ Needs a dataset with one class label per item (checked at config validation).
 
 from __future__ import annotations
 
-from harness.config import ConfigError
+from dataclasses import dataclass
+
+from harness.errors import ConfigError, require
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.metrics.knn import knn_accuracy
 
 
+@dataclass
+class KNNConfig:
+    """``eval.knn``: k-NN accuracy of evaluation latents against training latents."""
+
+    k: int = 10
+    num_train: int = 10000  # first N training items (the neighbours)
+    num_test: int = 10000  # first N items of the evaluation split (classified)
+
+    def check(self, p: str) -> None:
+        require(self.num_train >= 1, f"{p}.num_train", self.num_train, "an integer >= 1")
+        require(self.num_test >= 1, f"{p}.num_test", self.num_test, "an integer >= 1")
+        require(1 <= self.k <= self.num_train, f"{p}.k", self.k,
+                f"an integer from 1 to {self.num_train} ({p}.num_train)")
+
+
 @EVALUATORS.register("knn")
 class KNNEvaluator(Evaluator):
+    Config = KNNConfig
+    config_key = "knn"
+
     @classmethod
     def check_run(cls, cfg) -> None:
         from harness.datasets import dataset_kind

@@ -16,12 +16,13 @@ comparable.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.atomic import write_json
-from harness.config import ConfigError
+from harness.errors import ConfigError, require, require_choice
 from harness.evaluators._base import EVALUATORS, Evaluator
-from harness.evaluators.fid import check_image_features, generate_images
+from harness.evaluators.fid import check_features, generate_images
 from harness.metrics import fid as M
 from harness.metrics.features import load_feature_net
 from harness.metrics.prdc import knn_radii, prdc
@@ -32,12 +33,34 @@ PROVENANCE_FILE = "prdc_provenance.json"
 KEYS = ("precision", "recall", "density", "coverage")
 
 
+@dataclass
+class PRDCConfig:
+    """``eval.prdc``: precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020)."""
+
+    features: str = "inception"  # feature network: inception | lenet (as eval.fid.features)
+    k: int = 5  # nearest neighbours (Naeem et al. recommend 5)
+    num_samples: int = 10000  # generated samples, and reference images of the evaluation split
+
+    def check(self, p: str) -> None:
+        from harness.metrics.features import FEATURE_NETS
+
+        require_choice(self.features, f"{p}.features", list(FEATURE_NETS))
+        require(self.num_samples >= 2, f"{p}.num_samples", self.num_samples, "an integer >= 2")
+        require(1 <= self.k < self.num_samples, f"{p}.k", self.k,
+                f"an integer from 1 to {self.num_samples - 1} (below {p}.num_samples)")
+
+
 @EVALUATORS.register("prdc")
 class PRDCEvaluator(Evaluator):
+    Config = PRDCConfig
+    config_key = "prdc"
+    needs_images = True
+
     @classmethod
     def check_run(cls, cfg) -> None:
+        super().check_run(cfg)
         c = cfg.eval.prdc
-        check_image_features(cfg, "prdc", c.features, "eval.prdc.features")
+        check_features(cfg, c.features, "eval.prdc.features")
         limit = cfg.data.val_size if cfg.eval.split == "val" else cfg.data.test_limit
         n = c.num_samples if limit is None else min(c.num_samples, limit)
         if c.k >= n:

@@ -40,7 +40,7 @@ from harness.figures.results import SweepResults
 
 KINDS = ("curves", "line", "heatmap", "bar", "table")
 EPOCH = "epoch"
-# the metric settings a caption states, by metric column (harness/evaluators, harness/config.py)
+# the metric settings a caption states, by metric column (each evaluator declares its settings in its file, harness/evaluators/)
 METRIC_SETTINGS = {
     "fid": ["eval.fid.features", "eval.fid.num_samples", "eval.fid.reference_samples", "eval.fid.split",
             "eval.fid.dims"],

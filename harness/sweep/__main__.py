@@ -31,12 +31,13 @@ import time
 
 from tqdm import tqdm
 
+from harness.config import ConfigError, check_machine
 from harness.run_folder import describe_os_error
 from harness.sweep.engine import (
     all_final, check_folders, current_states, plan, prepare, print_reasons, print_table, summary,
 )
 from harness.sweep.executors import (
-    EXECUTORS, DebugExecutor, Launch, LocalExecutor, SlurmExecutor, default_workers, gpu_slots,
+    EXECUTORS, DebugExecutor, Executor, Launch, LocalExecutor, SlurmExecutor, default_workers, gpu_slots,
 )
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
 from harness.sweep.search import resolve_stages, stage_lines, write_record
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[object, dict[str, list[Launch]]]:
+def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[Executor, dict[str, list[Launch]]]:
     """The executor, and (slurm) the runs of earlier submissions still queued, by job id."""
     if args.executor == "local":
         slots = local_gpu_slots(args, sweep)
@@ -181,7 +182,7 @@ def local_gpu_slots(args: argparse.Namespace, sweep) -> list[str]:
     return gpu_slots(gpus, args.workers_per_gpu or sweep.local.workers_per_gpu)
 
 
-def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: dict[str, list[Launch]]) -> int | None:
+def execute(args: argparse.Namespace, executor: Executor, launches: list[Launch], follow: dict[str, list[Launch]]) -> int | None:
     """Run the launches: a line per finished run (on stderr, also off a terminal), a progress
     bar only on a terminal; an exit status when the sweep must stop here."""
     total = len(launches) + (0 if args.no_wait else sum(len(g) for g in follow.values()))
@@ -194,10 +195,8 @@ def execute(args: argparse.Namespace, executor, launches: list[Launch], follow: 
             tqdm.write(finished_line(launch, state, note, finished[0], total, args.executor), file=sys.stderr)
 
         try:
-            if follow:
+            if launches or follow:
                 executor.run(launches, on_done, follow)
-            elif launches:
-                executor.run(launches, on_done)
         except KeyboardInterrupt:
             print("interrupted: rerun the same command to resume", file=sys.stderr)
             return 130
@@ -231,6 +230,13 @@ def _main(args: argparse.Namespace) -> int:
     except PathEscape as e:
         print(f"{args.sweep}: name: {e}", file=sys.stderr)
         return 2
+    if args.executor in ("local", "debug") and not (args.dry_run or args.status):
+        try:  # the runs train on this machine: what they need of it, before anything is written
+            for run in sweep.runs:
+                check_machine(run.config)
+        except ConfigError as e:
+            print(f"{args.sweep}: {e}", file=sys.stderr)
+            return 2
 
     selection = None
     states = current_states(sweep, folder)

@@ -14,9 +14,11 @@
 * ``debug``: submitit's ``DebugExecutor``, every run in this process one after the other
   (a failing run opens the debugger, which is the point of it).
 
-Every executor runs :class:`harness.sweep.jobs.RunJob` / :func:`~harness.sweep.jobs.run_in_folder`
-on a run folder and reports each finished run through ``on_done(run, state, note)``, where
-``state`` is read back from the folder.
+Every executor implements :class:`Executor` (one method, ``run(launches, on_done, follow)``):
+it runs :class:`harness.sweep.jobs.RunJob` / :func:`~harness.sweep.jobs.run_in_folder` on each
+run folder and reports each finished run through ``on_done(launch, state, note)``, where
+``state`` is read back from the folder. Adding an executor is a subclass here and its name in
+:data:`EXECUTORS`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import shutil
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -67,6 +70,20 @@ class Launch:
             write_json(path, self.run.config.to_dict())
 
 
+class Executor(ABC):
+    """The one interface of every executor: start runs, report each as it ends."""
+
+    name: str = ""  # the --executor value
+
+    @abstractmethod
+    def run(self, launches: list[Launch], on_done: OnDone, follow: dict[str, list[Launch]] | None = None) -> None:
+        """Start ``launches`` and call ``on_done(launch, state, note)`` as each one ends, with the
+        state read back from its folder. ``follow`` (job id -> its runs): runs of an earlier
+        invocation still in a scheduler's queue, to wait for as well (executors without a
+        queue have none). On Ctrl-C, stop what this process started and raise
+        KeyboardInterrupt; the runs resume when the sweep is run again."""
+
+
 def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -88,12 +105,14 @@ def gpu_slots(gpus: list[int], per_gpu: int) -> list[str]:
     return [str(g) for _ in range(per_gpu) for g in gpus]
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """At most ``workers`` runs at once, each in its own process with ``cpus // workers`` threads.
 
     With ``slots`` (from :func:`gpu_slots`), at most one run per slot: a run takes a free
     slot, trains with ``CUDA_VISIBLE_DEVICES`` set to it, and gives it back when it ends.
     """
+
+    name = "local"
 
     def __init__(self, workers: int, poll_s: float = 1.0, slots: list[str] | None = None):
         self.slots = list(slots or [])
@@ -101,7 +120,7 @@ class LocalExecutor:
         self.threads = max(1, available_cpus() // self.workers)
         self.poll_s = poll_s
 
-    def run(self, launches: list[Launch], on_done: OnDone) -> None:
+    def run(self, launches: list[Launch], on_done: OnDone, follow: dict[str, list[Launch]] | None = None) -> None:
         from harness.sweep.jobs import local_main
 
         ctx = multiprocessing.get_context("forkserver")
@@ -203,9 +222,11 @@ def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-class SlurmExecutor:
+class SlurmExecutor(Executor):
     """Submits one job array per chunk of at most ``MaxArraySize`` runs (submitit ``map_array``)
     and, unless ``wait`` is False, follows them in ``squeue`` until they leave the queue."""
+
+    name = "slurm"
 
     poll_s = 5.0  # seconds between two looks at squeue while waiting
 
@@ -268,17 +289,21 @@ class SlurmExecutor:
 # ---------------------------------------------------------------------------- debug
 
 
-class DebugExecutor:
+class DebugExecutor(Executor):
     """All runs in this process, in order, through submitit's DebugExecutor."""
+
+    name = "debug"
 
     def __init__(self, sweep_folder: Path):
         self.sweep_folder = sweep_folder
 
-    def run(self, launches: list[Launch], on_done: OnDone) -> None:
+    def run(self, launches: list[Launch], on_done: OnDone, follow: dict[str, list[Launch]] | None = None) -> None:
         import submitit
 
         from harness.sweep.jobs import RunJob
 
+        if not launches:
+            return
         executor = submitit.AutoExecutor(folder=self.sweep_folder / SUBMITIT_DIR / "debug", cluster="debug")
         jobs = executor.map_array(RunJob(), [str(launch.folder) for launch in launches])
         for launch, job in zip(launches, jobs):

@@ -1,7 +1,7 @@
 """Run identity: stable ids, readable names, and folders that cannot escape the results root.
 
-* The **id** of a run is the content hash of its resolved config
-  (:func:`harness.config.config_fingerprint`), after resetting the fields that only say *how*
+* The **id** of a run (:func:`harness.config.run_id`, re-exported here) is the content hash of
+  its resolved config (:func:`harness.config.tree_fingerprint`), after resetting the fields that only say *how*
   a run executes, not *what* it computes (:data:`harness.config.EXECUTION_ONLY`: threads, progress bar, TensorBoard, data location). The same
   run in two sweeps, or the same sweep run twice, therefore gets the same id, and a run folder
   can be recognised from its ``config.json`` alone.
@@ -16,14 +16,9 @@
 
 from __future__ import annotations
 
-from harness.config import RunConfig, tree_fingerprint, without_execution_only
+from harness.config import run_id  # noqa: F401  (re-exported: the one definition of a run's id)
 from harness.naming import format_value, run_name, short_labels  # noqa: F401  (re-exported)
 from harness.run_folder import (  # noqa: F401  (the results layout lives with the run folder)
     RUN_ID_RE, SWEEP_NAME_ALLOWED, SWEEP_NAME_RE, PathEscape, inside, run_dir, sweep_dir, valid_sweep_name,
 )
 
-
-def run_id(cfg: RunConfig, tree: dict | None = None) -> str:
-    """The stable id of a run: the fingerprint of its config without execution-only fields
-    (``tree``: ``cfg.to_dict()`` if the caller has it already)."""
-    return tree_fingerprint(without_execution_only(tree if tree is not None else cfg.to_dict()))
