@@ -62,7 +62,7 @@ def a2_tree(method: str, precision: str, compile_: bool, device: str, smoke: boo
     if method == "moca":
         m.update(queue_size=10000, tau=0.1, momentum=0.999)
     return {
-        "data": {"name": "synthetic"},  # replaced by the in-memory bundle
+        "data": {"name": "cifar10"},  # replaced by the in-memory bundle (validation checks a2 against 3x32x32 images)
         "model": {"arch": "a2", "latent_dim": 128, "prior": "sphere", **({"width": 4} if smoke else {})},
         "method": {**m, "weight": 10000.0 if method == "moca" else 1.0},
         "train": {"epochs": 100, "batch_size": 64, "device": device, "progress": "off",

@@ -37,7 +37,7 @@ BATCH = 64
 def base_tree(method: dict, device: str) -> dict:
     prior = "gaussian" if method["name"] == "cwae" else "sphere"
     return {
-        "data": {"name": "synthetic"},  # replaced by the in-memory bundle below
+        "data": {"name": "mnist"},  # replaced by the in-memory bundle below (validation checks small_conv against 1x28x28)
         "model": {"arch": "small_conv", "latent_dim": 64, "prior": prior},
         "method": method,
         "train": {"epochs": 1000, "batch_size": BATCH, "device": device, "progress": "off"},

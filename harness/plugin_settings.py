@@ -122,12 +122,13 @@ def full_section(section: type) -> type:
 
 
 def plugins_of(cfg) -> list[Any]:
-    """The plug-ins a run uses: its dataset, architecture, prior and evaluators, in that order
-    (whose ``check_run(cfg)`` validation calls)."""
+    """The plug-ins a run uses, in the order validation calls their ``check_run(cfg)``: the
+    dataset, the prior, the metrics, then the architecture (so that a metric the data cannot
+    serve, e.g. ``fid`` on vectors, is named rather than the default conv net's complaint)."""
     from harness.archs import ARCHS
     from harness.datasets import DATASETS
     from harness.evaluators import EVALUATORS
     from harness.priors import PRIORS
 
-    return [DATASETS.get(cfg.data.name), ARCHS.get(cfg.model.arch), PRIORS.get(cfg.model.prior),
-            *(EVALUATORS.get(m) for m in dict.fromkeys(cfg.eval.metrics))]
+    return [DATASETS.get(cfg.data.name), PRIORS.get(cfg.model.prior),
+            *(EVALUATORS.get(m) for m in dict.fromkeys(cfg.eval.metrics)), ARCHS.get(cfg.model.arch)]
