@@ -8,7 +8,7 @@ done runs are never retrained), draws the figures (``python -m harness.figures``
 of the paper (:mod:`harness.reproduce.claims`), its numbers with 95 % confidence intervals
 over seeds, and a verdict by the rule of :mod:`harness.reproduce.stats`.
 
-Studies share configurations (the MoCA centre point appears in seven of them). A run's id is
+Studies share configurations (the MoCA centre point appears in six of them; methods and moca_components share three cases). A run's id is
 the hash of its config, so before a study starts, each of its runs that is already done in
 another study's folder is copied into this study's folder (:func:`reuse_done_runs`; the
 checkpoint is not copied) and is not trained again.
