@@ -30,8 +30,16 @@ class Evaluator(ABC):
     needs_images: bool = False
 
     def __init__(self, cfg, data, prior, device: torch.device, run_dir=None):
+        if self.needs_images and not data.is_image:  # the guard behind check_run for direct construction
+            raise ConfigError("eval.metrics", f"'{self.registered_name()}' needs an image dataset; {data.name} "
+                                              "holds vectors")
         self.cfg, self.data, self.prior, self.device = cfg, data, prior, device
         self.run_dir = run_dir  # where artifacts (images, plots) go; None = do not write
+
+    @classmethod
+    def registered_name(cls) -> str:
+        """The name this evaluator is registered under (what ``eval.metrics`` lists)."""
+        return next(n for n in EVALUATORS.names() if EVALUATORS.get(n) is cls)
 
     @classmethod
     def check_run(cls, cfg) -> None:
@@ -42,8 +50,8 @@ class Evaluator(ABC):
             from harness.datasets import dataset_kind
 
             if not dataset_kind(cfg.data.name).image:
-                name = next(n for n in cfg.eval.metrics if EVALUATORS.get(n) is cls)
-                raise ConfigError("eval.metrics", f"'{name}' needs an image dataset; {cfg.data.name} holds vectors")
+                raise ConfigError("eval.metrics", f"'{cls.registered_name()}' needs an image dataset; {cfg.data.name} "
+                                                  "holds vectors")
 
     @abstractmethod
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:

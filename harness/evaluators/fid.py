@@ -106,8 +106,6 @@ class FIDEvaluator(Evaluator):
 
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)
-        if not data.is_image:
-            raise ConfigError("eval.metrics", f"'fid' needs an image dataset; {data.name} holds vectors")
         c = self.fcfg = cfg.eval.fid
         # fails fast on missing Inception weights; trains the domain network on first use
         self.network = load_feature_net(c.features, cfg, data, device, c.batch_size)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.errors import ConfigError, require, require_choice
+from harness.errors import require, require_choice
 from harness.evaluators._base import EVALUATORS, Evaluator
 from harness.metrics.image_swd import image_swd, to_uint8
 from harness.seeding import derive_seed, make_generator
@@ -31,11 +31,6 @@ def decode(model, z: torch.Tensor, device, batch_size: int = 500) -> torch.Tenso
         for i in range(0, len(z), batch_size):
             out.append(model.decoder(z[i : i + batch_size].to(device)).cpu())
     return torch.cat(out)
-
-
-def require_images(data, metric: str) -> None:
-    if not data.is_image:
-        raise ConfigError("eval.metrics", f"'{metric}' needs an image dataset; '{data.name}' holds vectors")
 
 
 @dataclass
@@ -60,7 +55,6 @@ class ImageSWD(Evaluator):
 
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)
-        require_images(data, "image_swd")
         sc = cfg.eval.swd
         real = data.test_x if sc.split == "test" else data.train_x
         self.real = real[: sc.num_images]

@@ -69,8 +69,6 @@ class PRDCEvaluator(Evaluator):
 
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)
-        if not data.is_image:
-            raise ConfigError("eval.metrics", f"'prdc' needs an image dataset; {data.name} holds vectors")
         c = self.pcfg = cfg.eval.prdc
         self.network = load_feature_net(c.features, cfg, data, device, cfg.eval.fid.batch_size)
         ref_images = data.test_x[: c.num_samples]
