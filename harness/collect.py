@@ -15,15 +15,15 @@ writes, atomically, into ``results/<sweep>/``:
   ``epoch`` and every metric logged that epoch (epoch 0 = evaluation at initialisation).
 
 The runs and their varied values come from the ``sweep.json`` manifest written by the sweep
-engine. Only the disk is read (no scheduler is asked: a run queued in SLURM is ``pending``
-here; ``python -m harness.sweep --status`` asks the queue). Every run of the manifest gets
-a row, however broken its folder: what cannot be read (corrupt JSON, metric lines cut off,
-unreadable or missing in the middle) is reported on stderr, one line per file, and in the
-``problems`` column, and the readable rest is used; it never stops the collection.
 engine, which lists the latest expansion only; every other run folder in the sweep folder
-(e.g. from an earlier invocation with another ``--set``) is collected too, with
-``in_sweep`` false and its varied values read from its ``config.json``, so rerunning a sweep
-differently never hides results that are on disk. 
+(e.g. from an earlier invocation with another ``--set``) is collected too, with ``in_sweep``
+false and its varied values read from its ``config.json``, so rerunning a sweep differently
+never hides results that are on disk. Only the disk is read (no scheduler is asked: a run
+queued in SLURM is ``pending`` here; ``python -m harness.sweep --status`` asks the queue).
+Every run gets a row, however broken its folder: what cannot be read (corrupt JSON, metric
+lines cut off, unreadable or missing in the middle) is reported on stderr, one line per file,
+and in the ``problems`` column, and the readable rest is used; it never stops the collection.
+
 Python API: :func:`collect` returns the two tables as pandas DataFrames.
 """
 
