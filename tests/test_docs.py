@@ -64,3 +64,24 @@ def test_the_readme_verdict_table_agrees_with_the_report():
     in_report, in_readme = _verdicts(report, ""), _verdicts(readme, "REPRODUCTION.md")
     assert in_readme, "README.md shows no verdict table"
     assert {k: in_report.get(k) for k in in_readme} == in_readme
+
+
+def test_no_tracked_path_is_a_symlink_or_names_a_path_outside_the_repository():
+    """A tracked symlink (mode 120000) is a broken link in every other clone: the repository once
+    tracked ``data`` -> a developer's absolute path, so no clone could download MNIST (issue 19)."""
+    out = subprocess.run(["git", "ls-files", "-s", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode()
+    links = [entry.split("\t", 1)[1] for entry in out.split("\0") if entry.startswith("120000 ")]
+    assert not links, f"tracked symlinks (commit the file itself, or ignore it): {links}"
+    absolute = re.compile(r"(?<![\w./-])/(?:home|Users|work|mnt|scratch)/[\w.-]+/")
+    offenders = []
+    for path in tracked_files():
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".toml", ".cfg", ".txt", ".sh", ""} or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for n, line in enumerate(text.splitlines(), 1):
+            if absolute.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:120]}")
+    assert not offenders, "absolute paths of one machine (use a path relative to the repository):\n" + "\n".join(offenders)
