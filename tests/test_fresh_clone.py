@@ -28,7 +28,7 @@ MNIST_GZ = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-im
             "t10k-labels-idx1-ubyte.gz"]
 SHRINK_MNIST = ["data.train_limit=500", "train.epochs=1", "eval.num_samples=200", "eval.fid.num_samples=200",
                 "eval.swd.num_images=100"]
-SHRINK_QUICK = ["train.epochs=3"]
+SHRINK_QUICK = ["train.epochs=1"]
 
 pytestmark = pytest.mark.slow
 
