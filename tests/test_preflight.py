@@ -128,3 +128,26 @@ def test_missing_data_failure_is_recorded_and_retried_once_the_data_is_there(tmp
     assert code == 0, err
     assert "failed runs are not rerun" not in err
     assert read_status(results / "pre" / first.id)["state"] == "done"
+
+
+def test_feature_network_notice_goes_to_the_sweeps_stderr_once(tmp_path, capsys, monkeypatch):
+    """The one-time training of the lenet network happens in the preflight, its notice on the
+    submitting process's stderr (not in the first run's train.log); a second preflight loads it
+    from the cache, silently. (Training itself is replaced by an untrained network: its recipe
+    is tests/test_lenet.py's business.)"""
+    if not all((SHARED_RAW / n).is_file() for n in MNIST_GZ):
+        pytest.skip(f"real MNIST files not in {SHARED_RAW}")
+    from harness.metrics import lenet
+    from harness.sweep.preflight import preflight
+    from harness.sweep.spec import load_sweep
+
+    monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(lenet, "train_lenet", lambda x, y, classes, recipe=None: lenet.LeNet(x.shape[1], classes).eval())
+    path = mnist_sweep(tmp_path, SHARED_RAW.parents[1], metrics=["recon", "fid"],
+                       fid={"features": "lenet", "num_samples": 16})
+    configs = [run.config for run in load_sweep(str(path), []).runs]
+    preflight(configs)
+    err = capsys.readouterr().err
+    assert err.count("lenet feature network:") == 1 and "training it on 60,000 mnist images" in err, err
+    preflight(configs)
+    assert "lenet feature network" not in capsys.readouterr().err
