@@ -18,22 +18,31 @@ numeric varied key; ``--hue`` the other varied keys (``seed`` is always averaged
 Student's t interval over seeds). Every choice made for you is printed. Keys that vary but are
 not named are shown in the legend or panels, never averaged silently. Writes
 ``<sweep>/plots/<name>.png``, ``.pdf`` and ``.caption.md`` (figures) or ``.md``, ``.tex`` and
-``.csv`` (tables), atomically; prints the files. Exit status 0, 1 when the results cannot make
-the plot (the reason in one line), 2 for a bad command line (unknown metric or key, with the
-allowed ones).
+``.csv`` (tables), atomically; prints the files. The default name says everything that shapes
+the plot (kind, metrics, x, hue, style, col, log axes), so two different plots never share a
+file; ``--name`` is a plain file name (no folder, no ``..``). The files stay inside the sweep's
+``plots/`` folder unless ``--out`` names another folder (whose parent must exist). Exit status
+0, 1 when the results cannot make the plot (the reason in one line), 2 for a bad command line
+(unknown metric or key, with the allowed ones) or an output path that cannot be written (a
+file, read-only, a missing parent: one line).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 from harness.figures.base import Item, ItemData, TableOut
 from harness.figures.generic import KINDS, PlotSpec, draw_spec, metric_columns, scale_text
 from harness.figures.results import ItemDataError, ResultsUnreadable, load_sweep_results
 from harness.registry import suggest
+from harness.run_folder import PathEscape, describe_os_error, inside
 
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,149}")
+NAME_ALLOWED = "a file name without folder or suffix: letters, digits, '_' and '-', at most 150"
 HEADLINE = ["fid", "image_swd", "latent_swd", "test_recon", "kid", "latent_sphere_swd", "recon", "loss"]
 
 
@@ -54,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logx", action="store_true")
     p.add_argument("--logy", action="store_true")
     p.add_argument("--out", default=None, help="output folder (default: <first sweep>/plots)")
-    p.add_argument("--name", default=None, help="file stem (default: from kind, y, x and hue)")
+    p.add_argument("--name", default=None,
+                   help="file stem (default: from kind, y, x, hue, style, col and log axes)")
     return p
 
 
@@ -152,12 +162,52 @@ def choose(args: argparse.Namespace, sweeps) -> tuple[PlotSpec, list[str]]:
 
 
 def default_name(spec: PlotSpec) -> str:
+    """The file stem: every setting that shapes the plot (two different plots never share it)."""
     parts = [spec.kind, "_".join(spec.y)]
     if spec.x and spec.kind != "curves":
         parts += ["vs", spec.x]
     if spec.hue:
         parts += ["by", "_".join(spec.hue)]
+    if spec.style:
+        parts += ["style", spec.style]
+    if spec.col:
+        parts += ["col", spec.col]
+    parts += [axis for axis, on in (("logx", spec.logx), ("logy", spec.logy)) if on]
     return "-".join(p.replace(".", "_") for p in parts)
+
+
+def check_name(name: str) -> str:
+    """``--name``: a plain file stem (it never leaves the output folder)."""
+    if not NAME_RE.fullmatch(name):
+        raise UsageError(f"--name: got {name!r}; allowed: {NAME_ALLOWED}")
+    return name
+
+
+def output_folder(out: str | None, sweep_folder: Path) -> Path:
+    """The folder the files go to, checked before anything is drawn: ``<sweep>/plots`` (which
+    must lie inside the sweep folder: a link out of it is refused), or ``--out``, whose parent
+    must exist; created if needed, then tried with a temporary file. :class:`UsageError` (one
+    line) when it cannot be written."""
+    if out is None:
+        folder = sweep_folder / "plots"
+        try:
+            inside(sweep_folder, folder)
+        except PathEscape as e:
+            raise UsageError(f"{e} (a link out of the sweep folder); allowed: a plots folder inside it, or --out DIR")
+        flag = f"{folder} (the default output; choose another with --out DIR)"
+    else:
+        folder, flag = Path(out), f"--out {out}"
+        if not folder.parent.is_dir():
+            raise UsageError(f"{flag}: the folder {folder.parent} does not exist; allowed: a folder whose parent exists")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag}: is a file; allowed: a folder")
+    try:
+        folder.mkdir(exist_ok=True, parents=out is None)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot be written ({describe_os_error(e)})") from None
+    return folder
 
 
 def _short_scale(s) -> str:
@@ -187,7 +237,6 @@ def render(spec: PlotSpec, sweeps, out: Path, name: str) -> list[Path]:
     caption = "\n".join(lines) + "\n"
     title = (f"{', '.join(s.name for s in sweeps)} ({'; '.join(dict.fromkeys(_short_scale(s) for s in sweeps))}): "
              f"{', '.join(spec.y)} — N = {n_done} of {n_all} runs done")
-    out.mkdir(parents=True, exist_ok=True)
     if isinstance(result, TableOut):
         return _write_table(result, out / name, caption, title)
     files = _save_figure(result.figure, out / name, title)
@@ -198,26 +247,32 @@ def render(spec: PlotSpec, sweeps, out: Path, name: str) -> list[Path]:
     return files
 
 
+def make(args: argparse.Namespace) -> tuple[list[str], list[Path]]:
+    """Draw what ``args`` (this module's command line) asks for: (one line per default chosen,
+    the files written). Raises :class:`UsageError` (exit 2), :class:`ItemDataError` (exit 1)
+    and ``OSError`` (while writing)."""
+    name = check_name(args.name) if args.name is not None else None
+    sweeps = _load(args.sweeps)
+    spec, said = choose(args, sweeps)
+    out = output_folder(args.out, sweeps[0].folder)
+    return said, render(spec, sweeps, out, name or default_name(spec))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        sweeps = _load(args.sweeps)
-        spec, said = choose(args, sweeps)
+        said, files = make(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ItemDataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # e.g. <name>.png is a folder, or the disk filled up while writing
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
+        return 2
     for line in said:
         print(f"chose {line}")
-    out = Path(args.out) if args.out else sweeps[0].folder / "plots"
-    name = args.name or default_name(spec)
-    try:
-        files = render(spec, sweeps, out, name)
-    except ItemDataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     print("wrote " + ", ".join(str(f) for f in files))
     return 0
 

@@ -60,6 +60,9 @@ PENDING, QUEUED, RUNNING, INTERRUPTED = "pending", "queued", "running", "interru
 DONE, DIVERGED, FAILED = "done", "diverged", "failed"
 STATES = [DONE, DIVERGED, FAILED, INTERRUPTED, RUNNING, QUEUED, PENDING]  # summary order
 FINAL = (DONE, DIVERGED)  # never rerun: a divergence is a result of the config and seed
+# status.json "failure" of a run that failed because its data was missing or damaged: not a result
+# of the run, so it is shown (and started again) as pending; the sweep checks the data first
+DATA_FAILURE = "data"
 
 PID_SLACK_S = 5.0  # clock granularity allowed between a process start and its status write
 
@@ -280,15 +283,22 @@ def local_writer_alive(status: dict) -> bool | None:
     return None
 
 
+def waits_for_data(status: dict | None) -> bool:
+    """Did the run fail only because its data was missing or damaged (:data:`DATA_FAILURE`)?"""
+    return bool(status) and status.get("state") == FAILED and status.get("failure") == DATA_FAILURE
+
+
 def disk_state(status: dict | None) -> str:
     """The state of a run from its status.json alone (no scheduler is asked).
 
-    ``pending`` without a status; ``done`` / ``diverged`` / ``failed`` / ``interrupted`` as
+    ``pending`` without a status, or after a failure for missing data (:func:`waits_for_data`); ``done`` / ``diverged`` / ``failed`` / ``interrupted`` as
     written; ``running`` unless the status was written on this machine by a process that is
     gone, which makes it ``interrupted`` (a ``running`` status from another machine is
     taken at its word).
     """
     state = status.get("state") if status else None
+    if state == FAILED and waits_for_data(status):
+        return PENDING
     if state in (DONE, DIVERGED, FAILED, INTERRUPTED):
         return state
     if state == RUNNING:

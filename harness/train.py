@@ -37,7 +37,7 @@ from harness.config import ConfigError, RunConfig, check_machine, config_from_di
 from harness.datasets import DatasetMissing
 from harness.provenance import code_version, package_versions, process_info
 from harness.run_folder import (
-    CHECKPOINT, CONFIG, ERROR, FINAL, METRICS, RUNNING, STATUS, NotARunFolder, RunFolder, check_run_path,
+    CHECKPOINT, CONFIG, DATA_FAILURE, ERROR, FINAL, METRICS, RUNNING, STATUS, NotARunFolder, RunFolder, check_run_path,
     clean_temp_files, describe_os_error, now, read_config_tree, read_metrics, read_status, run_lock, same_config,
 )
 from harness.tracking import build_trackers
@@ -213,7 +213,9 @@ def _train_locked(cfg: RunConfig, folder: RunFolder, quiet_errors: bool, notify)
         state, extra = "done", {"warnings": run_warnings(trainer, folder.file(METRICS))}
     except Diverged as e:
         state, extra = "diverged", {"reason": e.reason, "diverged_step": e.step}
-    except (DatasetMissing, ConfigError) as e:
+    except DatasetMissing as e:  # not a result of the run: the sweep starts it again once the data is there
+        state, extra = "failed", {"reason": str(e), "failure": DATA_FAILURE}
+    except ConfigError as e:
         state, extra = "failed", {"reason": str(e)}
     except OSError as e:  # the environment (disk full, read-only, permissions): one line, no traceback
         state, extra = "failed", {"reason": describe_os_error(e)}

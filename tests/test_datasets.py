@@ -32,7 +32,11 @@ from torchvision.transforms import v2
 from harness.config import ConfigError, DataConfig, config_from_dict
 from harness.datasets import DATA_ROOT_ENV, DATASETS, DatasetMissing, data_root, load_dataset
 from harness.datasets import celeba_hq as hq
+from harness.datasets import mnist as mnist_module
+from harness.datasets import _files as files_module
+from harness.datasets._files import MIRROR_ENV, DataFileError
 from harness.datasets.digits import digits_uint8
+from tests.mirror import closed_port, serve_folder
 
 SHARED_MNIST = Path(os.environ.get(DATA_ROOT_ENV, "data")) / "MNIST" / "raw"
 MNIST_GZ = [name for name, _ in MNIST.resources]
@@ -111,12 +115,34 @@ def fake_mnist(root: Path, compress: bool, n_train: int = 12, n_test: int = 5) -
 
 @pytest.fixture
 def patched_mnist_md5(monkeypatch):
-    """Point MNIST.resources at the md5s of the .gz files the test wrote."""
+    """Point the known MNIST md5s (harness.datasets.mnist.FILES) at the files the test wrote
+    (``.gz`` or uncompressed, whichever is there)."""
 
     def patch(raw: Path) -> None:
-        monkeypatch.setattr(MNIST, "resources", [(name, md5(raw / name)) for name, _ in MNIST.resources])
+        files = {name: (md5(raw / f"{name}.gz") if (raw / f"{name}.gz").is_file() else gz_md5,
+                        md5(raw / name) if (raw / name).is_file() else idx_md5, shape)
+                 for name, (gz_md5, idx_md5, shape) in mnist_module.FILES.items()}
+        monkeypatch.setattr(mnist_module, "FILES", files)
 
     return patch
+
+
+@pytest.fixture
+def http_mirror(monkeypatch):
+    """A local HTTP server serving a folder, as ``$MOCA_DATA_MIRROR`` (the real download path,
+    no network): ``http_mirror(folder)`` starts it and returns its URL."""
+    servers = []
+
+    def serve(folder: Path) -> str:
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")  # a proxy of the environment must not see it
+        url = serve_folder(folder, servers)
+        monkeypatch.setenv(MIRROR_ENV, url)
+        return url
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 def test_mnist_real_gz_read_in_place(tmp_path):
@@ -172,31 +198,40 @@ def test_mnist_through_env_var(tmp_path, monkeypatch, patched_mnist_md5):
     assert torch.equal(data.test_x[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
 
 
-def test_mnist_downloaded_on_first_use(tmp_path, monkeypatch):
-    """With data.download (the default) a missing MNIST is fetched through torchvision's
-    downloader (md5 and progress bar are torchvision's); here the network is a fake that
-    writes the idx files where torchvision's download_and_extract_archive would."""
-    arrays = {"train-images-idx3-ubyte": np.full((3, 28, 28), 7, np.uint8), "train-labels-idx1-ubyte": np.arange(3, dtype=np.uint8),
-              "t10k-images-idx3-ubyte": np.full((2, 28, 28), 9, np.uint8), "t10k-labels-idx1-ubyte": np.arange(2, dtype=np.uint8)}
-    calls = []
-
-    def fake_download(url, download_root, filename=None, md5=None, **kwargs):
-        calls.append((url, md5))
-        Path(download_root).mkdir(parents=True, exist_ok=True)
-        name = filename[: -len(".gz")]
-        write_idx(Path(download_root) / name, arrays[name], compress=False)
-
-    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", fake_download)
-    c = DataConfig(name="mnist", root=str(tmp_path))
+def test_mnist_downloaded_on_first_use(tmp_path, http_mirror, patched_mnist_md5):
+    """With data.download (the default) the missing files are fetched from the mirror
+    ($MOCA_DATA_MIRROR, here a local HTTP server), md5-checked, and read; the second use
+    downloads nothing."""
+    served = tmp_path / "served"
+    arrays = fake_mnist(served, compress=True, n_train=3, n_test=2)
+    patched_mnist_md5(served / "MNIST" / "raw")
+    http_mirror(served / "MNIST" / "raw")
+    root = tmp_path / "root"
+    c = DataConfig(name="mnist", root=str(root))
     assert c.download is True  # the default
     data = load_dataset(c)
-    assert len(calls) == 4 and all(md5 for _, md5 in calls)  # torchvision passes the md5 to check
-    assert data.train_x.shape == (3, 1, 28, 28) and int(data.test_x[0, 0, 0, 0]) == 9
-    assert load_dataset(c).train_y.tolist() == [0, 1, 2] and len(calls) == 4  # second use: no download
+    raw = root / "MNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f"{n}.gz" for n in arrays)  # no .part left
+    assert torch.equal(data.train_x[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+    for p in (served / "MNIST" / "raw").iterdir():
+        p.unlink()  # the mirror is empty now: a second use must not need it
+    assert load_dataset(c).train_y.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
 
 
-def test_mnist_limits_and_resize(tmp_path):
-    arrays = fake_mnist(tmp_path, compress=False)  # uncompressed idx files only: no md5 involved
+def test_mnist_download_from_a_mirror_with_another_file_is_refused(tmp_path, http_mirror):
+    """A mirror serving files whose md5 differs: nothing is kept under the real names."""
+    served = tmp_path / "served"
+    fake_mnist(served, compress=True)  # md5s differ from MNIST's
+    http_mirror(served / "MNIST" / "raw")
+    with pytest.raises(DatasetMissing) as e:
+        load_dataset(cfg("mnist", tmp_path / "root", download=True))
+    assert "download failed" in missing_message(e)
+    assert not any((tmp_path / "root" / "MNIST" / "raw").iterdir())
+
+
+def test_mnist_limits_and_resize(tmp_path, patched_mnist_md5):
+    arrays = fake_mnist(tmp_path, compress=False)  # uncompressed idx files only
+    patched_mnist_md5(tmp_path / "MNIST" / "raw")
     data = load_dataset(cfg("mnist", tmp_path, train_limit=5, test_limit=3, image_size=14))
     assert data.train_x.shape == (5, 1, 14, 14) and data.test_x.shape == (3, 1, 14, 14)
     assert data.train_y.shape == (5,) and data.test_y.shape == (3,)
@@ -224,15 +259,101 @@ def test_mnist_bad_md5_is_reported(tmp_path):
 
 
 def test_mnist_failed_download_is_one_line(tmp_path, monkeypatch):
-    def offline(*args, **kwargs):
-        raise RuntimeError("File not found or corrupted.\nsecond line")
-
-    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", offline)
+    monkeypatch.setenv(MIRROR_ENV, f"http://127.0.0.1:{closed_port()}/")  # nothing listens there
     with pytest.raises(DatasetMissing) as e:
         load_dataset(cfg("mnist", tmp_path, download=True))
     msg = missing_message(e)
     assert "download failed" in msg and str(tmp_path / "MNIST" / "raw") in msg
-    assert "MOCA_DATA_ROOT" in msg and "data.root" in msg
+    assert "MOCA_DATA_ROOT" in msg and "data.root" in msg and MIRROR_ENV in msg
+    assert all(name in msg for name in MNIST_GZ)
+
+
+def real_mnist_copy(root: Path) -> Path:
+    """A writable copy of the real MNIST .gz files under ``root``; its raw folder."""
+    if not all((SHARED_MNIST / n).is_file() for n in MNIST_GZ):
+        pytest.skip(f"real MNIST .gz files not in {SHARED_MNIST}")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_GZ:
+        shutil.copyfile(SHARED_MNIST / name, raw / name)
+    return raw
+
+
+def _truncated_gz(raw: Path) -> Path:
+    path = raw / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def _not_gzip(raw: Path) -> Path:
+    path = raw / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(b"<html>404 Not Found</html>\n")  # what a proxy may serve instead
+    return path
+
+
+def _garbage_idx(raw: Path) -> Path:
+    (raw / "train-labels-idx1-ubyte.gz").unlink()
+    path = raw / "train-labels-idx1-ubyte"  # an uncompressed idx file with a garbage header
+    path.write_bytes(b"\xde\xad\xbe\xef" + bytes(60004))
+    return path
+
+
+def _truncated_idx(raw: Path) -> Path:
+    blob = gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (raw / "t10k-images-idx3-ubyte.gz").unlink()
+    path = raw / "t10k-images-idx3-ubyte"
+    path.write_bytes(blob[:-784])
+    return path
+
+
+def _swapped_splits(raw: Path) -> Path:
+    path = raw / "train-images-idx3-ubyte.gz"  # the test images under the training images' name
+    shutil.copyfile(raw / "t10k-images-idx3-ubyte.gz", path)
+    return path
+
+
+CORRUPTIONS = {"truncated gz": _truncated_gz, "not gzip": _not_gzip, "garbage idx": _garbage_idx,
+               "truncated idx": _truncated_idx, "swapped splits": _swapped_splits}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_mnist_corrupt_file_is_one_line_naming_it(tmp_path, case):
+    """Each damaged file is found by its md5 before anything is read: one line naming the
+    file and what to do; the file is left as it is (no download over it, no extraction)."""
+    raw = real_mnist_copy(tmp_path)
+    bad = CORRUPTIONS[case](raw)
+    before = sorted(p.name for p in raw.iterdir())
+    for download in (False, True):
+        with pytest.raises(DataFileError) as e:
+            load_dataset(cfg("mnist", tmp_path, download=download))
+        msg = missing_message(e)
+        assert msg.startswith(f"{bad.resolve()}: md5 ") and "differs from the known" in msg
+        assert ("delete it to download it again" if download else "replace it with the original") in msg
+    assert sorted(p.name for p in raw.iterdir()) == before
+
+
+def test_mnist_md5_is_checked_once_then_stamped_outside_the_data_root(tmp_path, monkeypatch):
+    raw = real_mnist_copy(tmp_path / "data")
+    monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "cache"))
+    hashed = []
+    real_md5 = files_module.md5_file
+    monkeypatch.setattr(files_module, "md5_file", lambda p: hashed.append(Path(p).name) or real_md5(p))
+    c = cfg("mnist", tmp_path / "data")
+    mnist_module.mnist_files(c)
+    assert sorted(hashed) == sorted(MNIST_GZ)
+    assert len(list((tmp_path / "cache" / "verified").iterdir())) == 4
+    assert sorted(p.name for p in raw.iterdir()) == sorted(MNIST_GZ)  # no stamp in the data root
+    hashed.clear()
+    mnist_module.mnist_files(c)
+    assert hashed == []  # size and mtime unchanged: trusted
+    target = raw / "t10k-labels-idx1-ubyte.gz"
+    blob = bytearray(target.read_bytes())
+    blob[-1] ^= 0xFF  # same size, one byte changed, new mtime
+    target.write_bytes(bytes(blob))
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    with pytest.raises(DataFileError, match="t10k-labels-idx1-ubyte.gz: md5"):
+        mnist_module.mnist_files(c)
+    assert hashed == ["t10k-labels-idx1-ubyte.gz"]
 
 
 # ---------------------------------------------------------------------------- CIFAR-10

@@ -81,3 +81,39 @@ def test_every_relative_link_in_the_docs_resolves():
             if not (page.parent / path).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def test_no_tracked_path_is_a_symlink_or_names_a_path_outside_the_repository():
+    """A tracked symlink (mode 120000) is a broken link in every other clone: the repository once
+    tracked ``data`` -> a developer's absolute path, so no clone could download MNIST (issue 19)."""
+    out = subprocess.run(["git", "ls-files", "-s", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode()
+    links = [entry.split("\t", 1)[1] for entry in out.split("\0") if entry.startswith("120000 ")]
+    assert not links, f"tracked symlinks (commit the file itself, or ignore it): {links}"
+    absolute = re.compile(r"(?<![\w./-])/(?:home|Users|work|mnt|scratch)/[\w.-]+/")
+    offenders = []
+    for path in tracked_files():
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".toml", ".cfg", ".txt", ".sh", ""} or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for n, line in enumerate(text.splitlines(), 1):
+            if absolute.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:120]}")
+    assert not offenders, "absolute paths of one machine (use a path relative to the repository):\n" + "\n".join(offenders)
+
+
+DURATION = re.compile(r"\b(\d[\d.,]*\s*(s|seconds?|minutes?|min|hours?|GPU-hours?)|a few minutes|minutes per run)\b")
+
+
+def test_sweep_files_state_time_per_run_as_measured_or_not_at_all():
+    """A time in a sweep file's comments is a measurement (and says so), never a guess: the
+    example study once promised "about 1 minute per run" for runs of 4 s (issue 19)."""
+    guesses = []
+    for path in sorted((ROOT / "sweeps").rglob("*.yaml")):
+        comments = [line for line in path.read_text(encoding="utf-8").splitlines() if line.lstrip().startswith("#")]
+        timed = [line.strip() for line in comments if DURATION.search(line)]
+        if timed and not any("measured" in line.lower() for line in comments):
+            guesses.append(f"{path.relative_to(ROOT)}: {timed[0]}")
+    assert not guesses, "say what was measured (and where), or drop the time:\n" + "\n".join(guesses)

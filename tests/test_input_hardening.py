@@ -5,6 +5,8 @@ Each case here once got a traceback, a hang, or silently did something else (iss
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
@@ -179,3 +181,107 @@ def test_yaml_is_parsed_in_one_place():
     users = [str(p.relative_to(root)) for d in ("harness", "methods") for p in (root / d).rglob("*.py")
              if "yaml.safe_load(" in p.read_text() or "yaml.load(" in p.read_text()]
     assert users == ["harness/yaml_io.py"]
+
+
+# --------------------------------------------------------------------------- output paths (issue 20)
+
+
+@pytest.fixture
+def done_sweep(tmp_path):
+    """TEST DATA: a fabricated sweep folder of done runs (tests/test_figures.py)."""
+    from test_figures import fabricate
+
+    fabricate(tmp_path / "results", "paper_temperature")
+    return tmp_path / "results" / "paper_temperature"
+
+
+def _one_line_exit_2(main, args, capsys) -> str:
+    assert main([str(a) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+def _files_under(folder) -> set:
+    return {p for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("name", ["../x", "../../../../x/evilplot", "/tmp/evil", "a/b", ".hidden", "", "x.png"])
+def test_plot_name_never_leaves_the_plots_folder(done_sweep, capsys, name):
+    from harness.plot import main
+
+    before = _files_under(done_sweep.parent.parent)
+    err = _one_line_exit_2(main, [done_sweep, "--name", name], capsys)
+    assert "--name: got" in err and "allowed: a file name without folder" in err
+    assert _files_under(done_sweep.parent.parent) == before
+
+
+def test_plot_bad_output_folders_are_one_line(done_sweep, tmp_path, capsys):
+    from harness.plot import main
+
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert "is a file" in _one_line_exit_2(main, [done_sweep, "--out", a_file], capsys)
+    assert "does not exist" in _one_line_exit_2(main, [done_sweep, "--out", tmp_path / "no" / "such"], capsys)
+    assert "does not exist" in _one_line_exit_2(main, [done_sweep, "--out", a_file / "sub"], capsys)
+    (done_sweep / "plots").mkdir()
+    (done_sweep / "plots" / "curves-fid-by-method_tau.png").mkdir()  # the file to write is a folder
+    assert "is a folder" in _one_line_exit_2(main, [done_sweep], capsys)
+
+
+def test_plots_folder_linked_out_of_the_sweep_is_refused(done_sweep, tmp_path, capsys):
+    from harness.plot import main
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (done_sweep / "plots").symlink_to(outside)
+    assert "outside" in _one_line_exit_2(main, [done_sweep], capsys)
+    assert not any(outside.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_results_are_one_line(done_sweep, capsys):
+    from harness.plot import main as plot_main
+    from harness.report import main as report_main
+
+    done_sweep.chmod(0o555)
+    try:
+        assert "cannot be written" in _one_line_exit_2(plot_main, [done_sweep], capsys)
+        _one_line_exit_2(report_main, [done_sweep, "--no-figures"], capsys)
+    finally:
+        done_sweep.chmod(0o755)
+
+
+def test_report_bad_output_paths_are_one_line(done_sweep, tmp_path, capsys):
+    from harness.report import main
+
+    (done_sweep / "report.html").mkdir()
+    assert "is a folder" in _one_line_exit_2(main, [done_sweep, "--no-figures"], capsys)
+    assert "is a folder" in _one_line_exit_2(main, [done_sweep, "--no-figures", "--out", tmp_path], capsys)
+    err = _one_line_exit_2(main, [done_sweep, "--no-figures", "--out", tmp_path / "no" / "r.html"], capsys)
+    assert "does not exist" in err
+    (done_sweep / "report.html").rmdir()
+    outside = tmp_path / "outside.html"
+    outside.write_text("mine")
+    (done_sweep / "report.html").symlink_to(outside)  # a link out of the sweep folder
+    assert "a link out of the sweep folder" in _one_line_exit_2(main, [done_sweep, "--no-figures"], capsys)
+    assert outside.read_text() == "mine"
+
+
+def test_sweep_run_folder_linked_outside_is_one_line(tmp_path, capsys, tiny_tree):
+    from harness.sweep.spec import load_sweep
+
+    (tmp_path / "pyproject.toml").touch()
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "base": tiny_tree, "grid": {"seed": [0]}}))
+    rid = load_sweep(str(path), []).runs[0].id
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "results" / "s").mkdir(parents=True)
+    (tmp_path / "results" / "s" / rid).symlink_to(outside)
+    from harness.sweep.__main__ import main
+
+    assert main([str(path), "--results", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is outside" in err and "remove the link" in err, err
+    assert not any(outside.iterdir()) and not (tmp_path / "results" / "s" / "sweep.json").exists()

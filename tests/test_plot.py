@@ -95,3 +95,17 @@ def test_bar_and_bad_names(sweep, capsys):
     assert main([str(sweep), "--x", "method.taux"]) == 2
     assert "did you mean 'method.tau'" in capsys.readouterr().err
     assert main([str(sweep.parent / "nothing")]) == 2
+
+
+def test_plots_that_differ_never_share_a_file(sweep, capsys):
+    """A plot with --col (or --style, log axes) gets its own name; it once overwrote the default
+    plot drawn just before (issue 19)."""
+    assert main([str(sweep)]) == 0
+    default = sweep / "plots" / "curves-fid-by-method_tau.png"
+    before = default.read_bytes()
+    assert main([str(sweep), "--col", "method.weight"]) == 0
+    assert main([str(sweep), "--logy"]) == 0
+    assert default.read_bytes() == before
+    names = sorted(p.name for p in (sweep / "plots").glob("*.png"))
+    assert names == ["curves-fid-by-method_tau-col-method_weight.png", "curves-fid-by-method_tau-logy.png",
+                     "curves-fid-by-method_tau.png"]

@@ -6,6 +6,7 @@ The sweep is TEST DATA from test_figures.fabricate (a failed and a diverged run 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -48,9 +49,42 @@ def test_page_has_counts_table_figures_grids_and_reasons(sweep):
     assert page.count("<tr id=\"run-") == 8
     assert "CUDA out of memory" in page and "second line" not in page and "error.txt" in page
     assert "non-finite loss at step 7" in page
-    assert 'src="plots/report-default.png"' in page and (folder / "plots" / "report-default.png").is_file()
-    assert f'src="{ids[0]}/reconstructions.png"' in page
+    default = folder / "plots" / "curves-fid-by-method_tau.png"  # harness.plot's default name
+    assert default.is_file() and "Traceback ..." in page  # error.txt inlined
     assert "<script>" in page and "sortTable" in page
+    # one self-contained file: every image is embedded, the default figure once
+    sources = re.findall(r'<img src="([^"]*)"', page)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert sources.count(data_uri(default)) == 1
+    assert data_uri(folder / ids[0] / "reconstructions.png") in sources
+
+
+def data_uri(path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def test_moved_page_keeps_its_images_and_a_default_plot_drawn_before_is_shown_once(sweep, tmp_path):
+    from harness.plot import main as plot_main
+
+    folder, ids = sweep
+    assert plot_main([str(folder)]) == 0  # the user's default plot, then the report
+    assert plot_main([str(folder), "--col", "method.weight"]) == 0  # another plot, another file
+    assert main([str(folder)]) == 0
+    moved = tmp_path / "elsewhere" / "page.html"
+    moved.parent.mkdir()
+    shutil.move(folder / "report.html", moved)
+    shutil.rmtree(folder)  # nothing the page needs is left
+    sources = re.findall(r'<img src="([^"]*)"', moved.read_text())
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    assert len(sources) == 3  # default figure, the --col plot, one grid: each once
+
+
+def test_link_images_links_them_relative_to_the_page(sweep):
+    folder, ids = sweep
+    assert main([str(folder), "--link-images"]) == 0
+    page = (folder / "report.html").read_text()
+    assert 'src="plots/curves-fid-by-method_tau.png"' in page and f'src="{ids[0]}/reconstructions.png"' in page
+    assert 'href="' + ids[2] + '/error.txt"' in page
 
 
 def test_not_a_sweep_is_exit_2(tmp_path, capsys):

@@ -124,15 +124,27 @@ def test_sigkilled_worker_resumes_bitwise_and_nothing_else_reruns(tmp_path, tiny
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
 
 
-def test_failed_runs_rerun_only_with_retry_failed(tmp_path, tiny_tree, capsys):
-    missing = tmp_path / "no-data"
+def test_failed_runs_rerun_only_with_retry_failed(tmp_path, tiny_tree, capsys, monkeypatch):
+    """A run that crashes (here: its loader, for one data setting; the debug executor runs in
+    this process) stays failed until --retry-failed. (A run that failed only for missing data
+    waits as pending instead: tests/test_preflight.py.)"""
+    from harness.datasets import DATASETS
+
+    real = DATASETS.get("synthetic")
+
+    def crashing(data_cfg, seed=0):
+        if data_cfg.num_points == 161:
+            raise RuntimeError("a crash of this run (TEST)")
+        return real(data_cfg, seed)
+
+    crashing.__dict__.update(real.__dict__)  # its kind and settings
+    monkeypatch.setitem(DATASETS._items, "synthetic", crashing)
     path = make_sweep(tmp_path, tiny_tree, name="fail", seeds=(0,),
-                      cases=[{"data.name": "synthetic"}, {"data.name": "mnist", "data.root": str(missing),
-                                                                   "data.download": False}])
+                      cases=[{"data.name": "synthetic"}, {"data.num_points": 161}])
     results = tmp_path / "results"
     assert run_sweep(path, results, "--executor", "debug") == 1
     err = capsys.readouterr().err
-    assert "failed:" in err and str(missing) in err
+    assert "failed:" in err and "a crash of this run (TEST)" in err
     runs = pd.read_csv(results / "fail" / "runs.csv")
     assert list(runs["status"]) == ["done", "failed"]
     failed = results / "fail" / runs.loc[1, "id"]

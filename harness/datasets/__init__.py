@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from harness.datasets._base import (
     DATA_ROOT_ENV, DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, dataset_item_shape, dataset_kind,
-    load_dataset, square_images,
+    load_dataset, prepare_dataset, square_images,
 )
 
 __all__ = ["DATASETS", "DATA_ROOT_ENV", "DataBundle", "DatasetKind", "DatasetMissing", "data_root",
-           "dataset_item_shape", "dataset_kind", "load_dataset", "square_images"]
+           "dataset_item_shape", "dataset_kind", "load_dataset", "prepare_dataset", "square_images"]

@@ -149,6 +149,18 @@ def dataset_item_shape(data_cfg) -> tuple[int, ...] | None:
     return tuple(shape(data_cfg)) if shape is not None else None
 
 
+def prepare_dataset(data_cfg) -> None:
+    """Make sure the files of ``data_cfg``'s dataset are on disk and intact (downloading them
+    when ``data.download``), without loading them: the ``prepare`` hook a loader registers
+    (``@DATASETS.register(name, prepare=...)``), called once per dataset in the process that
+    submits a sweep (:mod:`harness.sweep.preflight`). Datasets without files to check (the
+    synthetic task, scikit-learn's digits) or without a hook are left to their loader. Raises
+    the loader's one-line :class:`DatasetMissing`."""
+    prepare = getattr(DATASETS.get(data_cfg.name), "prepare", None)
+    if prepare is not None:
+        prepare(data_cfg)
+
+
 def load_dataset(data_cfg, seed: int = 0) -> DataBundle:
     bundle = DATASETS.get(data_cfg.name)(data_cfg, seed)
     return hold_out_validation(bundle, getattr(data_cfg, "val_size", 0) or 0, getattr(data_cfg, "val_seed", 0))

@@ -40,6 +40,7 @@ from harness.sweep.executors import (
     EXECUTORS, DebugExecutor, Executor, Launch, LocalExecutor, SlurmExecutor, default_workers, gpu_slots,
 )
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
+from harness.sweep.preflight import PreflightError, preflight
 from harness.sweep.search import resolve_stages, stage_lines, write_record
 from harness.sweep.spec import MAX_RUNS, SweepError, load_sweep
 from harness.sweep.state import (
@@ -274,6 +275,11 @@ def run_sweep(args: argparse.Namespace, sweep, folder, states, to_start, selecti
         check_folders(sweep, folder)
     except SweepError as e:
         print(e, file=sys.stderr)
+        return 2
+    try:  # data and feature networks, once, here: before any run folder is written
+        preflight([run.config for run in to_start])
+    except PreflightError as e:
+        print(f"{args.sweep}: {e}", file=sys.stderr)
         return 2
     not_retried = sum(1 for s, _ in states.values() if s == FAILED) if not args.retry_failed else 0
     if not_retried:

@@ -22,7 +22,7 @@ from typing import TextIO
 from harness.atomic import write_json
 from harness.run_folder import same_config
 from harness.sweep.executors import Launch
-from harness.sweep.identity import format_value, run_dir, short_labels
+from harness.sweep.identity import PathEscape, format_value, run_dir, short_labels
 from harness.sweep.spec import Sweep, SweepError
 from harness.sweep.state import (
     CONFIG, FAILED, FINAL, INTERRUPTED, MANIFEST, PENDING, STATES, read_json_file, record_slurm_ends,
@@ -50,9 +50,13 @@ def check_folders(sweep: Sweep, folder: Path) -> None:
     """Refuse to reuse a run folder whose config.json holds a different config (the same
     check as ``harness.train``'s: :func:`harness.run_folder.same_config`). A config.json that
     cannot be read at all is left to the run, which rewrites it (its folder name is the
-    config's hash, so the folder's run is known)."""
+    config's hash, so the folder's run is known). A run folder that resolves outside the sweep
+    folder (a symlink out) is refused too."""
     for run in sweep.runs:
-        path = run_dir(folder, run.id) / CONFIG
+        try:
+            path = run_dir(folder, run.id) / CONFIG
+        except PathEscape as e:  # e.g. a run folder that is a link out of the sweep folder
+            raise SweepError(f"{e}; allowed: a run folder inside the sweep folder (remove the link)") from None
         if not path.exists():
             continue
         stored = read_json_file(path)

@@ -4,7 +4,8 @@ The trainer writes ``status.json`` with ``state`` = running | done | diverged | 
 ``host`` and ``pid`` of the process (plus ``slurm_job_id`` / ``slurm_array_job_id`` /
 ``slurm_array_task_id`` under SLURM). The sweep engine derives one of
 
-    pending      never started (no status.json)
+    pending      never started (no status.json), or failed only because its data was missing
+                 (``failure: data``; the sweep checks the data before starting it again)
     queued       submitted to SLURM and waiting (or waiting to be requeued)
     running      status "running" and its process is alive
     interrupted  status "running" but its process is gone (killed, node lost, SLURM job
@@ -43,7 +44,7 @@ from harness.atomic import write_json
 from harness.run_folder import (  # noqa: F401  (the run folder's names, re-exported for the sweep layer)
     CHECKPOINT, CONFIG, DIVERGED, DONE, FAILED, FINAL, INTERRUPTED, LOCK, LOG, MANIFEST, METRICS, PENDING,
     PID_SLACK_S, QUEUED, RUNNING, STATES, STATUS, local_writer_alive, pid_alive, read_json_file, read_status,
-    run_lock,
+    run_lock, waits_for_data,
 )
 
 SUBMITIT_DIR, SUBMITTED = ".submitit", "jobs.json"
@@ -139,7 +140,7 @@ def run_state(run_dir: Path, active_jobs: set[str] | None = None, submitted_job:
         return QUEUED if queued else INTERRUPTED
     if queued:
         return QUEUED
-    return FAILED if state == FAILED else PENDING
+    return FAILED if state == FAILED and not waits_for_data(status) else PENDING
 
 
 def read_submitted(sweep_folder: Path) -> dict[str, str]:
