@@ -42,7 +42,8 @@ from harness.run_folder import (
     CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
     read_config_tree, read_json_file, read_metrics, read_status, run_dir, sweep_dir,
 )
-from harness.naming import lookup, run_name
+from harness.dotted import lookup
+from harness.naming import run_name
 
 RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
 RUN_COLUMNS = ["id", "name"]

@@ -14,7 +14,7 @@ import yaml
 from harness.seeding import derive_seed
 from harness.sweep import SweepError, load_sweep
 from harness.sweep.__main__ import main
-from harness.sweep.search import Distribution, parse_distribution
+from harness.sweep.space import Distribution, parse_distribution
 
 
 def tiny_base(tiny_tree, val_size=40) -> dict:
@@ -152,7 +152,7 @@ def test_search_needs_a_validation_split_and_no_grid(tmp_path, tiny_tree):
 
 
 def test_parse_distribution_rejects_non_mappings():
-    from harness.sweep.search import SearchSpecError
+    from harness.sweep.space import SearchSpecError
 
     with pytest.raises(SearchSpecError, match="allowed: a mapping with one of"):
         parse_distribution("search.space.moca", "method.tau", [0.1, 0.2])
