@@ -244,3 +244,30 @@ def test_set_search_budget_gives_a_prefix_of_the_trials_and_is_validated(tmp_pat
                  "--set", "search.budget=2"]) == 2
     assert "--set search.budget: the sweep file has no search section" in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_a_huge_budget_is_refused_in_one_line_without_drawing_trials(tmp_path, tiny_tree, capsys, monkeypatch):
+    """Issue 20: a budget far above the large-sweep guard refuses at once (it hung in the dry
+    run, drawing every trial first), unless --allow-large."""
+    import time
+
+    from harness.sweep import space
+    from harness.sweep.spec import MAX_RUNS
+
+    load_sweep(write(tmp_path, search_doc(tiny_tree, budget=1), "warm.yaml"))  # imports, registries
+    path, results = write(tmp_path, search_doc(tiny_tree, budget=10**9)), tmp_path / "results"
+    start = time.process_time()  # CPU time: the test machine's load does not count
+    assert main([str(path), "--results", str(results), "--dry-run"]) == 2
+    assert time.process_time() - start < 5
+    err = capsys.readouterr().err
+    assert err == (f"{path}: {2 * 10**9} runs (1000000000 trials per method); allowed: at most "
+                   f"{MAX_RUNS} (pass --allow-large to run a larger sweep)\n")
+    assert not results.exists()
+
+    def no_draws(*args, **kwargs):
+        raise AssertionError("drew trials before the size check")
+
+    monkeypatch.setattr(space, "points", no_draws)
+    ok = write(tmp_path, search_doc(tiny_tree, budget=MAX_RUNS // 2, fixed={"method.weight": 1.0}), "ok.yaml")
+    with pytest.raises(SweepError, match=f"{MAX_RUNS + 6} runs"):  # 2 x budget + 2 methods x 3 fixed seeds
+        load_sweep(ok, max_runs=MAX_RUNS)

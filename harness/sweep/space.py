@@ -276,6 +276,14 @@ class Point:
     index: int  # trial number (draw order) or seed position
 
 
+def size(spec: SearchSpec, selected: dict[str, dict[str, Any]] | None = None) -> int:
+    """The number of runs :func:`points` gives, counted without drawing a single trial (an
+    upper bound: a tuned or fixed run may coincide with another and is run once)."""
+    trials = sum(spec.budget if spec.space[m] else 1 for m in spec.methods)
+    fixed = len(spec.methods) * len(spec.seeds) if spec.fixed else 0
+    return trials + fixed + len(selected or {}) * len(spec.seeds)
+
+
 def points(spec: SearchSpec, base_seed: int, selected: dict[str, dict[str, Any]] | None = None) -> list[Point]:
     """The runs of the sweep: every trial, then the fixed-setting runs, then (with
     ``selected``: method -> drawn values of its chosen trial) the tuned runs."""

@@ -200,14 +200,18 @@ class _Parser:
 
         varied_keys = name_keys + [k for k in pm_keys if k not in name_keys]
         if search is not None:
+            self.check_size(S.size(search, self.selected), f"({search.budget} trials per method)")
             runs, groups = self.expand_search(search, base, base_sources, per_method, name_keys, varied_keys)
             return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, search, groups, local)
-        count = G.size(*axes)
-        if self.max_runs is not None and count > self.max_runs:  # before the (slow) expansion
-            raise self.err("", "", f"{count} runs; allowed: at most {self.max_runs} "
-                           "(pass --allow-large to run a larger sweep)")
+        self.check_size(G.size(*axes))
         runs = self.expand(base, base_sources, G.iter_product(*axes), per_method, name_keys, varied_keys)
         return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, local=local)
+
+    def check_size(self, count: int, detail: str = "") -> None:
+        """Refuse more than ``max_runs`` runs, counted before the (slow) expansion."""
+        if self.max_runs is not None and count > self.max_runs:
+            raise self.err("", "", f"{count} runs{' ' + detail if detail else ''}; allowed: at most "
+                           f"{self.max_runs} (pass --allow-large to run a larger sweep)")
 
     def parse_sets(self) -> tuple[list, list]:
         base_sets, slurm_sets = [], []
