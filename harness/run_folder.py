@@ -53,6 +53,9 @@ CONFIG, STATUS, METRICS, CHECKPOINT, ERROR, LOG, LOCK = (
 MANIFEST = "sweep.json"  # the sweep folder's manifest (written by the sweep engine)
 SEARCH_FILE = "search.json"  # a searched sweep's stages and selections (harness.sweep.search)
 TRIAL, FIXED, TUNED = "trial", "fixed", "tuned"  # the stages of a searched sweep's runs
+# the metrics every metrics.jsonl line has from the training loop (reg_<name>: a regularizer's own
+# diagnostics), as shell patterns; the evaluators' are their ``logs`` (harness/evaluators/_base.py)
+TRAINING_METRICS = ("loss", "recon", "reg", "reg_*")
 # files a run folder may hold before its config.json exists (the lock, the local executor's log)
 PRE_CONFIG_FILES = {LOCK, LOG}
 

@@ -271,3 +271,43 @@ def test_a_huge_budget_is_refused_in_one_line_without_drawing_trials(tmp_path, t
     ok = write(tmp_path, search_doc(tiny_tree, budget=MAX_RUNS // 2, fixed={"method.weight": 1.0}), "ok.yaml")
     with pytest.raises(SweepError, match=f"{MAX_RUNS + 6} runs"):  # 2 x budget + 2 methods x 3 fixed seeds
         load_sweep(ok, max_runs=MAX_RUNS)
+
+
+@pytest.mark.parametrize("metric,ok", [("fidd", False), ("test_recon", True), ("recon", True),
+                                       ("reg_mmd", True), ("image_swd", False)])
+def test_select_metric_is_checked_against_what_the_trials_log(tmp_path, tiny_tree, capsys, metric, ok):
+    """Issue 21.3: a misspelled or absent select.metric is one line, exit 2, before any trial
+    trains (it trained every trial, then said "no trial has a finite 'fidd'")."""
+    doc = search_doc(tiny_tree, select={"metric": metric, "mode": "min"})
+    path, results = write(tmp_path, doc), tmp_path / "results"
+    code = main([str(path), "--results", str(results), "--dry-run"])
+    err = capsys.readouterr().err
+    if ok:
+        assert code == 0, err
+        return
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"{path}: search select.metric: got {metric!r}")
+    assert "allowed: a metric the trials of moca log (eval.metrics ['recon']): loss, recon, reg, reg_*, test_recon" in err
+    assert not results.exists()
+
+
+def test_every_logged_metric_is_declared(tmp_path, tiny_tree):
+    """The declarations select.metric is checked against (TRAINING_METRICS and each
+    evaluator's ``logs``) cover what a run really logs (vector-data evaluators; the image
+    evaluators' keys are pinned by their own tests)."""
+    import fnmatch
+
+    from harness.config import config_from_dict
+    from harness.evaluators import logged_metrics
+    from harness.run_folder import read_metrics
+    from harness.train import train_run
+
+    tiny_tree["train"]["epochs"] = 1
+    tiny_tree["eval"] = {"metrics": ["recon", "latent"], "every": 1, "num_samples": 64, "projections": 8}
+    cfg = config_from_dict(tiny_tree)
+    assert train_run(cfg, tmp_path / "run") == "done"
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl").rows
+    keys = {k for row in rows for k in row} - {"epoch", "step", "lr", "epoch_time_s", "eval_time_s"}
+    patterns = logged_metrics(cfg)
+    assert {"test_recon", "latent_swd", "loss"} <= keys
+    assert all(any(fnmatch.fnmatchcase(k, p) for p in patterns) for k in keys), (keys, patterns)

@@ -39,6 +39,7 @@ file, the section that supplied the offending key, the key, and what is allowed,
 from __future__ import annotations
 
 import copy
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -417,7 +418,21 @@ class _Parser:
                 first[run.id] = point
                 runs.append(run)
             groups.setdefault((point.stage, point.method), []).append(run.id)
+        self.check_select(spec, [r for r in runs if r.config.eval.split == "val"])
         return runs, groups
+
+    def check_select(self, spec: S.SearchSpec, trials: list[RunSpec]) -> None:
+        """``select.metric`` must be a metric every trial logs (the training loop's or one of
+        its evaluators', :func:`harness.evaluators.logged_metrics`): a typo fails here, not
+        after every trial has trained."""
+        from harness.evaluators import logged_metrics
+
+        for run in trials:
+            logged = logged_metrics(run.config)
+            if not any(fnmatch.fnmatchcase(spec.metric, pattern) for pattern in logged):
+                raise self.err("search", "select.metric", f"got {spec.metric!r}{suggest(spec.metric, logged)}; "
+                               f"allowed: a metric the trials of {run.config.method.name} log "
+                               f"(eval.metrics {run.config.eval.metrics}): {', '.join(logged)}")
 
     # ------------------------------------------------------------------ expansion
 
