@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import write_json
+from harness.atomic import json_text, write_text_if_changed
 from harness.run_folder import DIVERGED, DONE, FINAL, METRICS, SEARCH_FILE, TRIAL, run_dir
 from harness.sweep.space import SearchSpec
 from harness.sweep.spec import load_sweep
@@ -165,4 +165,4 @@ def write_record(sweep, selection: Selection, folder: Path, sets: list[str] | No
             stages.setdefault(rid, []).append({"stage": stage, "method": method, "index": index})
     record = search_record(sweep, selection, stages)
     record["overrides"] = list(sets or [])
-    write_json(folder / SEARCH_FILE, record)
+    write_text_if_changed(folder / SEARCH_FILE, json_text(record))
