@@ -299,7 +299,7 @@ def test_every_logged_metric_is_declared(tmp_path, tiny_tree):
 
     from harness.config import config_from_dict
     from harness.evaluators import logged_metrics
-    from harness.run_folder import read_metrics
+    from harness.run_folder import TRAINING_METRICS, read_metrics
     from harness.train import train_run
 
     tiny_tree["train"]["epochs"] = 1
@@ -308,6 +308,6 @@ def test_every_logged_metric_is_declared(tmp_path, tiny_tree):
     assert train_run(cfg, tmp_path / "run") == "done"
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl").rows
     keys = {k for row in rows for k in row} - {"epoch", "step", "lr", "epoch_time_s", "eval_time_s"}
-    patterns = logged_metrics(cfg)
+    patterns = [*TRAINING_METRICS, *logged_metrics(cfg)]
     assert {"test_recon", "latent_swd", "loss"} <= keys
     assert all(any(fnmatch.fnmatchcase(k, p) for p in patterns) for k in keys), (keys, patterns)

@@ -76,11 +76,9 @@ class Evaluator(ABC):
 
 
 def logged_metrics(cfg) -> list[str]:
-    """The metric keys (shell patterns) the metrics.jsonl of a run of ``cfg`` can hold: the
-    training loop's and those of every evaluator of ``cfg.eval.metrics``."""
-    from harness.run_folder import TRAINING_METRICS
-
-    out = list(TRAINING_METRICS)
+    """The metric keys (shell patterns) the evaluators of ``cfg.eval.metrics`` log (the training
+    loop's are :data:`harness.run_folder.TRAINING_METRICS`)."""
+    out: list[str] = []
     for name in cfg.eval.metrics:
         out += [k for k in EVALUATORS.get(name).logs if k not in out]
     return out

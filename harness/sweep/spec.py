@@ -55,10 +55,11 @@ from harness.config import (
 )
 from harness.dotted import flatten, lookup, overlaps, set_path
 from harness.registry import suggest
+from harness.run_folder import TRAINING_METRICS
 from harness.sweep import grid as G
 from harness.sweep import space as S
-from harness.sweep.resources import LocalConfig, SlurmConfig, parse_local, parse_slurm  # noqa: F401  (SlurmConfig: re-exported)
 from harness.sweep.identity import SWEEP_NAME_ALLOWED, PathEscape, inside, run_id, run_name, valid_sweep_name
+from harness.sweep.resources import LocalConfig, SlurmConfig, parse_local, parse_slurm  # noqa: F401  (SlurmConfig: re-exported)
 
 TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "search", "slurm", "local"]
 KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
@@ -428,7 +429,7 @@ class _Parser:
         from harness.evaluators import logged_metrics
 
         for run in trials:
-            logged = logged_metrics(run.config)
+            logged = [*TRAINING_METRICS, *logged_metrics(run.config)]
             if not any(fnmatch.fnmatchcase(spec.metric, pattern) for pattern in logged):
                 raise self.err("search", "select.metric", f"got {spec.metric!r}{suggest(spec.metric, logged)}; "
                                f"allowed: a metric the trials of {run.config.method.name} log "
