@@ -307,16 +307,24 @@ def run_lock(run_dir: str | Path) -> Iterator[bool]:
     """Hold an exclusive lock on a run folder while training it; yields False when another
     process holds it (the same run launched twice), so the second launch does nothing.
     The kernel drops the lock when the holder dies, however it dies."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    with folder_lock(run_dir) as (_, held):
+        yield held
+
+
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[tuple[int, bool]]:
+    """``folder``'s lock file (``.lock``), open: (its descriptor, whether this process now
+    holds it exclusively); the sweep folder's lock keeps its holder's definition in it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
+            yield fd, False
             return
-        yield True
+        yield fd, True
     finally:
         os.close(fd)
 

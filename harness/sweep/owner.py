@@ -13,7 +13,6 @@ dies, however it dies, so a killed sweep never blocks the folder.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from harness.run_folder import LOCK
+from harness.run_folder import folder_lock
 
 EXIT_BUSY = 4
 
@@ -51,24 +50,18 @@ def own_folder(folder: Path, sweep, sets: list[str]) -> Iterator[None]:
     """Hold ``folder`` for ``sweep`` while the block runs; raise :class:`FolderBusy` when a
     sweep of another definition holds it."""
     mine = definition(sweep, sets)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                owner = json.loads(os.pread(fd, 1 << 16, 0).decode())
-            except (ValueError, UnicodeDecodeError):
-                owner = None
-            if not isinstance(owner, dict) or owner.get("key") != mine["key"]:
-                raise FolderBusy(f"{folder}: another definition of sweep '{sweep.name}' is running there: "
-                                 f"{_describe(owner if isinstance(owner, dict) else None)}; allowed: one "
-                                 "definition at a time (wait for it to end, or give this sweep another name)") from None
-            yield  # the same runs: their own locks keep each from being trained twice
+    with folder_lock(folder) as (fd, held):
+        if held:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(mine).encode(), 0)
+            yield
             return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(mine).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+        try:
+            owner = json.loads(os.pread(fd, 1 << 16, 0).decode())
+        except (ValueError, UnicodeDecodeError):
+            owner = None
+        if not isinstance(owner, dict) or owner.get("key") != mine["key"]:
+            raise FolderBusy(f"{folder}: another definition of sweep '{sweep.name}' is running there: "
+                             f"{_describe(owner if isinstance(owner, dict) else None)}; allowed: one "
+                             "definition at a time (wait for it to end, or give this sweep another name)")
+        yield  # the same runs: their own locks keep each from being trained twice
