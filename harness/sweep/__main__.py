@@ -257,6 +257,11 @@ def _main(args: argparse.Namespace) -> int:
             print(f"would start {len(to_start)} of {len(sweep.runs)} runs with the {args.executor} executor")
         return 0
 
+    try:  # a folder holding another config: refused before anything is written (the lock included)
+        check_folders(sweep, folder)
+    except SweepError as e:
+        print(e, file=sys.stderr)
+        return 2
     try:
         with own_folder(folder, defined, args.sets):
             return run_stages(args, sweep, folder, states, to_start, selection)
