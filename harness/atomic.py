@@ -66,7 +66,26 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """The text :func:`write_json` writes for ``obj``."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """:func:`write_text` unless the file already holds ``text`` (then nothing is written, not
+    even its time stamp: rerunning a finished sweep leaves a committed results folder as it
+    was). Returns whether it wrote."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
+    return True
 
 
 def read_json(path: str | os.PathLike) -> Any:

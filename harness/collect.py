@@ -37,12 +37,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from harness.atomic import write_text
+from harness.atomic import write_text_if_changed
 from harness.run_folder import (
     CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
     read_config_tree, read_json_file, read_metrics, read_status, run_dir, sweep_dir,
 )
-from harness.naming import lookup, run_name
+from harness.dotted import lookup
+from harness.naming import run_name
 
 RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
 RUN_COLUMNS = ["id", "name"]
@@ -189,8 +190,8 @@ def write_collection(sweep: str | Path, results: str | Path = "results",
     """Collect and write runs.csv and curves.csv (atomically) into the sweep folder."""
     runs, curves = collect(sweep, results, warn)
     folder = sweep_folder(sweep, results)
-    write_text(folder / RUNS_CSV, runs.to_csv(index=False))
-    write_text(folder / CURVES_CSV, curves.to_csv(index=False))
+    write_text_if_changed(folder / RUNS_CSV, runs.to_csv(index=False))  # a rerun changing nothing writes nothing
+    write_text_if_changed(folder / CURVES_CSV, curves.to_csv(index=False))
     return runs, curves
 
 

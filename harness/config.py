@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.dotted import set_path  # noqa: F401  (re-exported: --set overrides use it)
 from harness.errors import ConfigError, require, require_choice  # noqa: F401  (re-exported)
 from harness.plugin_settings import PluginSection, full_section, plugins_of
 from harness.registry import suggest
@@ -404,19 +405,6 @@ def _looks_like_float(s: str) -> bool:
     except ValueError:
         return False
     return s.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity")
-
-
-def set_path(tree: dict, path: list[str], value: Any, label: str | None = None) -> None:
-    """Set ``tree[a][b][c] = value`` creating intermediate mappings."""
-    node = tree
-    for i, part in enumerate(path[:-1]):
-        nxt = node.get(part)
-        if nxt is None:
-            nxt = node[part] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(label or ".".join(path), f"'{'.'.join(path[: i + 1])}' is not a section")
-        node = nxt
-    node[path[-1]] = value
 
 
 def apply_overrides(tree: dict, overrides: list[str] | None) -> dict:

@@ -43,14 +43,3 @@ def run_name(values: dict[str, Any], keys: list[str]) -> str:
     """``label=value`` pairs of the varied ``keys`` present in ``values``, comma-separated."""
     labels = short_labels(keys)
     return ",".join(f"{labels[k]}={format_value(values[k])}" for k in keys if k in values)
-
-
-def lookup(tree: Any, key: str) -> tuple[bool, Any]:
-    """``(True, tree[a][b][c])`` for the dotted ``key`` ``a.b.c``, or ``(False, None)`` when a
-    part is missing (a config key that a run does not have is not the same as a null value)."""
-    node = tree
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node

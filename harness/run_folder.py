@@ -53,6 +53,9 @@ CONFIG, STATUS, METRICS, CHECKPOINT, ERROR, LOG, LOCK = (
 MANIFEST = "sweep.json"  # the sweep folder's manifest (written by the sweep engine)
 SEARCH_FILE = "search.json"  # a searched sweep's stages and selections (harness.sweep.search)
 TRIAL, FIXED, TUNED = "trial", "fixed", "tuned"  # the stages of a searched sweep's runs
+# the metrics every metrics.jsonl line has from the training loop (reg_<name>: a regularizer's own
+# diagnostics), as shell patterns; the evaluators' are their ``logs`` (harness/evaluators/_base.py)
+TRAINING_METRICS = ("loss", "recon", "reg", "reg_*")
 # files a run folder may hold before its config.json exists (the lock, the local executor's log)
 PRE_CONFIG_FILES = {LOCK, LOG}
 
@@ -314,16 +317,24 @@ def run_lock(run_dir: str | Path) -> Iterator[bool]:
     """Hold an exclusive lock on a run folder while training it; yields False when another
     process holds it (the same run launched twice), so the second launch does nothing.
     The kernel drops the lock when the holder dies, however it dies."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    with folder_lock(run_dir) as (_, held):
+        yield held
+
+
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[tuple[int, bool]]:
+    """``folder``'s lock file (``.lock``), open: (its descriptor, whether this process now
+    holds it exclusively); the sweep folder's lock keeps its holder's definition in it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
+            yield fd, False
             return
-        yield True
+        yield fd, True
     finally:
         os.close(fd)
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.dotted import flatten
+
 TENSORBOARD_DIR = "tensorboard"
 TRAIN_KEYS = {"loss", "recon", "reg", "lr", "epoch_time_s", "step"}
 SKIP = {"epoch"}
@@ -50,19 +52,10 @@ class Tracker(ABC):
     def close(self, state: str, final: dict[str, float]) -> None: ...
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: tree}
-
-
 def hparams_of(config: dict) -> dict[str, float | str | bool]:
     """The config keys of :data:`HPARAM_PREFIXES` as values TensorBoard accepts."""
     out: dict[str, float | str | bool] = {}
-    for key, value in sorted(_flat(config).items()):
+    for key, value in sorted(flatten(config).items()):
         if not key.startswith(HPARAM_PREFIXES):
             continue
         if isinstance(value, bool) or isinstance(value, str):

@@ -80,7 +80,7 @@ class Regularizer(nn.Module, metaclass=ABCMeta):
         """Validate the whole run config for this method (e.g. the prior it needs).
 
         Called during config validation, before anything runs; raise
-        ``harness.config.ConfigError`` naming the offending key.
+        ``harness.errors.ConfigError`` naming the offending key.
         """
 
     @classmethod

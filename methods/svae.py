@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.config import require, require_choice
+from harness.errors import require, require_choice
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 from methods._vmf import kl_to_uniform, sample_vmf
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.config import require
+from harness.errors import require
 from methods._base import REGULARIZERS, Regularizer, RegularizerContext
 from methods.moca import enqueue_ring
 

@@ -19,6 +19,7 @@ from matplotlib.colors import to_rgb
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from harness.collect import write_collection
 from harness.figures import plots, tables
@@ -30,9 +31,10 @@ from harness.figures.results import load_sweep_results
 from harness.figures.tables import latex_table, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
+# the paper's figures and tables (docs/paper.md "Experiments"): the registry must cover them; items
+# beyond the paper need no mention here (adding a figure = a registry entry + its two sweep files)
 PAPER_IDS = {"fig2_left", "fig2_right", "fig3", "fig4", "fig7", "fig8", "fig9", "fig10",
              "table1", "table2", "table3", "table4", "table5"}
-BEYOND_PAPER_IDS = {"moca_components", "table_moca_components"}  # tests/test_components_figure.py
 
 # A CPU-sized config; the sweeps below set what they vary on top of it.
 BASE = {
@@ -50,31 +52,37 @@ BASE = {
     "seed": 0,
 }
 
-# sweep name -> the grid it varies (seed always last), as the registry's items need
+# sweep name -> a grid of TEST DATA (seed always last) for the tests below that compute their
+# expectations from it; every other sweep of the registry gets its points from its own sweep
+# file (derived_points), so a new item needs no entry here
 GRIDS = {
     "synthetic_latent": {"method.name": ["moca", "mmd", "swd", "sinkhorn"], "seed": [0, 1]},
     "convergence": {"method.name": ["moca", "mmd"], "method.weight": [10.0, 100.0], "seed": [0, 1]},
-    "convergence_matched": {"method.name": ["mmd"], "method.weight": [400.0, 4000.0], "seed": [0, 1]},
     "paper_convergence": {"method.name": ["moca", "mmd"], "method.weight": [10.0, 100.0], "seed": [0, 1]},
-    "lambda": {"method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
     "paper_lambda": {"method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
-    "latent_dim": {"model.latent_dim": [4, 16], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
-    "paper_latent_dim": {"model.latent_dim": [16, 32], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
-    "mnist_tsne": {"method.name": ["moca", "mmd"], "seed": [0, 1]},
-    "paper_mnist_tsne": {"method.name": ["moca", "mmd"], "seed": [0, 1]},
-    "input_size": {"data.image_size": [8, 14], "method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
-    "paper_input_size": {"data.image_size": [32, 64], "method.weight": [10.0, 100.0, 1000.0], "seed": [0, 1]},
-    "temperature": {"method.tau": [0.1, 1.0], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
     "paper_temperature": {"method.tau": [0.05, 0.5], "method.weight": [100.0, 1000.0], "seed": [0, 1]},
-    "methods": {"method.name": ["moca", "mmd"], "seed": [0, 1]},
-    "paper_methods": {"method.name": ["moca", "mmd"], "model.arch": ["a1", "a2"], "seed": [0, 1]},
     "paper_methods_cifar10": {"method.name": ["moca", "mmd"], "model.arch": ["a1", "a2"], "seed": [0, 1]},
-    "momentum": {"method.momentum": [0.9, 0.99], "seed": [0, 1]},
     "paper_momentum": {"method.momentum": [0.99, 0.999], "seed": [0, 1]},
-    "queue": {"method.queue_size": [100, 600], "seed": [0, 1]},
     "paper_queue": {"method.queue_size": [5000, 10000], "seed": [0, 1]},
 }
 EPOCHS = [0, 1, 2]
+MAX_DERIVED_POINTS = 4  # settings (seed-free) taken from a sweep file, each with seeds 0 and 1
+
+REFS = {ref.name: ref for item in ITEMS.values() for ref in item.sweeps}
+GRID_ITEMS = sorted(i for i, item in ITEMS.items()  # items fed by grid sweeps (a search's have their own tests)
+                    if not any("search" in yaml.safe_load((ROOT / r.file).read_text()) for r in item.sweeps))
+
+
+def derived_points(name: str) -> tuple[list[str], list[tuple]]:
+    """The varied keys of the registry's sweep ``name`` (seed last) and its first settings, each
+    with seeds 0 and 1, read from the sweep file itself (cases stay as the file pairs them)."""
+    from harness.sweep import load_sweep
+
+    sweep = load_sweep(ROOT / REFS[name].file, [])
+    keys = [k for k in sweep.name_keys if k != "seed"]
+    settings = list(dict.fromkeys(tuple(json.dumps(r.varied.get(k)) for k in keys) for r in sweep.runs))
+    settings = [tuple(json.loads(v) for v in point) for point in settings[:MAX_DERIVED_POINTS]]
+    return [*keys, "seed"], [(*point, seed) for point in settings for seed in (0, 1)]
 
 
 def fid_of(point: int, seed: int) -> float:
@@ -98,12 +106,13 @@ def fabricate(results: Path, name: str, states: dict[int, str] | None = None, st
 
     ``states`` maps a run's index to a status other than done ("pending" = no run folder).
     """
-    grid = GRIDS[name]
-    keys = list(grid)
+    if name in GRIDS:
+        keys, combos = list(GRIDS[name]), list(itertools.product(*GRIDS[name].values()))
+    else:
+        keys, combos = derived_points(name)
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
     runs, ids = [], []
-    combos = list(itertools.product(*grid.values()))
     points = {c: i for i, c in enumerate(dict.fromkeys(c[:-1] for c in combos))}
     for n, combo in enumerate(combos):
         rid = f"{start + n + 1:012x}"
@@ -157,11 +166,8 @@ def results(tmp_path):
 # ------------------------------------------------------------------------------ registry
 
 
-BENCH_IDS = {"bench_budget", "bench_time", "bench_table"}  # the equal-budget benchmark (issue 12), not in the paper
-
-
-def test_registry_covers_exactly_the_paper_items_and_the_studies_beyond_it():
-    assert set(ITEMS) == PAPER_IDS | BENCH_IDS | BEYOND_PAPER_IDS
+def test_registry_covers_the_paper_items():
+    assert PAPER_IDS <= set(ITEMS)
     for item in ITEMS.values():
         assert item.kind in ("figure", "table") and item.kind == ("table" if "table" in item.id else "figure")
         assert item.sweeps and callable(item.draw) and item.paper_setting
@@ -173,18 +179,49 @@ def test_registry_covers_exactly_the_paper_items_and_the_studies_beyond_it():
         # every item has a CPU-scale study (REPRODUCTION.md)
         assert any(ref.intended == CPU_SCALE for ref in item.sweeps) or item.id == "fig2_left"
     # every sweep file exists and is named after its results folder
-    import yaml
-
     for ref in {r for item in ITEMS.values() for r in item.sweeps}:
         path = ROOT / ref.file
         assert path.is_file(), ref.file
         assert yaml.safe_load(path.read_text())["name"] == ref.name
 
 
+def test_the_docs_figures_table_lists_the_registry():
+    """docs/figures.md has one row per registry item, naming each sweep that feeds it (or
+    saying it is fed ``as`` another row)."""
+    rows = {}
+    for line in (ROOT / "docs" / "figures.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 4:
+            rows[cells[0].strip("`")] = " ".join(cells[2:])
+    assert set(rows) == set(ITEMS)
+    for item_id, item in ITEMS.items():
+        text = rows[item_id]
+        if text.startswith("as `"):
+            text = rows[text.split("`")[1]]
+        assert all(f"`{ref.name}`" in text for ref in item.sweeps), (item_id, text)
+
+
+def test_the_reproduce_studies_are_derived_from_the_registry(monkeypatch):
+    """make reproduce runs every sweep of the registry that is a CPU-scale study file
+    (sweeps/<name>.yaml) but the searched benchmark (its own command): a new item's study
+    joins without an edit of harness/reproduce."""
+    import dataclasses
+
+    from harness import reproduce
+    from harness.figures import registry
+    from harness.figures.base import SweepRef
+
+    cpu = {ref.name for ref in REFS.values() if ref.file == f"sweeps/{ref.name}.yaml"}
+    assert len(reproduce.STUDIES) == len(cpu) - 1 and set(reproduce.STUDIES) == cpu - {"benchmark"}
+    new = dataclasses.replace(ITEMS["fig3"], id="fig_new", sweeps=(SweepRef("example_tau_lambda", CPU_SCALE),))
+    monkeypatch.setitem(registry.ITEMS, "fig_new", new)
+    assert reproduce.studies() == [*reproduce.STUDIES, "example_tau_lambda"]
+
+
 # ------------------------------------------------------------------------------ rendering
 
 
-@pytest.mark.parametrize("item_id", sorted(PAPER_IDS))
+@pytest.mark.parametrize("item_id", GRID_ITEMS)
 def test_every_item_renders_its_files(results, item_id):
     item = ITEMS[item_id]
     for i, ref in enumerate(item.sweeps):

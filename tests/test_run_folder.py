@@ -87,20 +87,8 @@ def test_execution_only_fields_are_ignored_by_every_same_config_check(tmp_path, 
 
 
 def test_import_walk_no_module_below_the_sweep_layer_imports_it():
-    """Layers: run folder < trainer/train < collect/figures < sweep. Nothing outside
-    harness/sweep imports harness.sweep, and collect / figures load no scheduler code."""
-    import ast
-
-    offenders = []
-    for path in sorted([*ROOT.glob("harness/**/*.py"), *ROOT.glob("methods/**/*.py")]):
-        rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith(("harness/sweep/", "harness/reproduce/")):  # the sweep layer and what drives it
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{rel}: {n}" for n in names if n == "harness.sweep" or n.startswith("harness.sweep.")]
-    assert offenders == []
+    """Layers: run folder < trainer/train < collect/figures < sweep (stated import by import in
+    tests/test_layers.py); here at run time: collect / figures load no scheduler code, no torch."""
     code = ("import sys, harness.collect, harness.figures, harness.figures.results, harness.figures.render, "
             "harness.run_folder\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('submitit', 'torch', 'tools') "

@@ -14,7 +14,7 @@ import yaml
 from harness.seeding import derive_seed
 from harness.sweep import SweepError, load_sweep
 from harness.sweep.__main__ import main
-from harness.sweep.search import Distribution, parse_distribution
+from harness.sweep.space import Distribution, parse_distribution
 
 
 def tiny_base(tiny_tree, val_size=40) -> dict:
@@ -152,7 +152,7 @@ def test_search_needs_a_validation_split_and_no_grid(tmp_path, tiny_tree):
 
 
 def test_parse_distribution_rejects_non_mappings():
-    from harness.sweep.search import SearchSpecError
+    from harness.sweep.space import SearchSpecError
 
     with pytest.raises(SearchSpecError, match="allowed: a mapping with one of"):
         parse_distribution("search.space.moca", "method.tau", [0.1, 0.2])
@@ -244,3 +244,70 @@ def test_set_search_budget_gives_a_prefix_of_the_trials_and_is_validated(tmp_pat
                  "--set", "search.budget=2"]) == 2
     assert "--set search.budget: the sweep file has no search section" in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_a_huge_budget_is_refused_in_one_line_without_drawing_trials(tmp_path, tiny_tree, capsys, monkeypatch):
+    """Issue 20: a budget far above the large-sweep guard refuses at once (it hung in the dry
+    run, drawing every trial first), unless --allow-large."""
+    import time
+
+    from harness.sweep import space
+    from harness.sweep.spec import MAX_RUNS
+
+    load_sweep(write(tmp_path, search_doc(tiny_tree, budget=1), "warm.yaml"))  # imports, registries
+    path, results = write(tmp_path, search_doc(tiny_tree, budget=10**9)), tmp_path / "results"
+    start = time.process_time()  # CPU time: the test machine's load does not count
+    assert main([str(path), "--results", str(results), "--dry-run"]) == 2
+    assert time.process_time() - start < 5
+    err = capsys.readouterr().err
+    assert err == (f"{path}: {2 * 10**9} runs (1000000000 trials per method); allowed: at most "
+                   f"{MAX_RUNS} (pass --allow-large to run a larger sweep)\n")
+    assert not results.exists()
+
+    def no_draws(*args, **kwargs):
+        raise AssertionError("drew trials before the size check")
+
+    monkeypatch.setattr(space, "points", no_draws)
+    ok = write(tmp_path, search_doc(tiny_tree, budget=MAX_RUNS // 2, fixed={"method.weight": 1.0}), "ok.yaml")
+    with pytest.raises(SweepError, match=f"{MAX_RUNS + 6} runs"):  # 2 x budget + 2 methods x 3 fixed seeds
+        load_sweep(ok, max_runs=MAX_RUNS)
+
+
+@pytest.mark.parametrize("metric,ok", [("fidd", False), ("test_recon", True), ("recon", True),
+                                       ("reg_mmd", True), ("image_swd", False)])
+def test_select_metric_is_checked_against_what_the_trials_log(tmp_path, tiny_tree, capsys, metric, ok):
+    """Issue 21.3: a misspelled or absent select.metric is one line, exit 2, before any trial
+    trains (it trained every trial, then said "no trial has a finite 'fidd'")."""
+    doc = search_doc(tiny_tree, select={"metric": metric, "mode": "min"})
+    path, results = write(tmp_path, doc), tmp_path / "results"
+    code = main([str(path), "--results", str(results), "--dry-run"])
+    err = capsys.readouterr().err
+    if ok:
+        assert code == 0, err
+        return
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"{path}: search select.metric: got {metric!r}")
+    assert "allowed: a metric the trials of moca log (eval.metrics ['recon']): loss, recon, reg, reg_*, test_recon" in err
+    assert not results.exists()
+
+
+def test_every_logged_metric_is_declared(tmp_path, tiny_tree):
+    """The declarations select.metric is checked against (TRAINING_METRICS and each
+    evaluator's ``logs``) cover what a run really logs (vector-data evaluators; the image
+    evaluators' keys are pinned by their own tests)."""
+    import fnmatch
+
+    from harness.config import config_from_dict
+    from harness.evaluators import logged_metrics
+    from harness.run_folder import TRAINING_METRICS, read_metrics
+    from harness.train import train_run
+
+    tiny_tree["train"]["epochs"] = 1
+    tiny_tree["eval"] = {"metrics": ["recon", "latent"], "every": 1, "num_samples": 64, "projections": 8}
+    cfg = config_from_dict(tiny_tree)
+    assert train_run(cfg, tmp_path / "run") == "done"
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl").rows
+    keys = {k for row in rows for k in row} - {"epoch", "step", "lr", "epoch_time_s", "eval_time_s"}
+    patterns = [*TRAINING_METRICS, *logged_metrics(cfg)]
+    assert {"test_recon", "latent_swd", "loss"} <= keys
+    assert all(any(fnmatch.fnmatchcase(k, p) for p in patterns) for k in keys), (keys, patterns)

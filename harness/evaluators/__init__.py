@@ -9,6 +9,6 @@ pure functions in :mod:`harness.metrics`.
 
 from __future__ import annotations
 
-from harness.evaluators._base import EVALUATORS, Evaluator, build_evaluators
+from harness.evaluators._base import EVALUATORS, Evaluator, build_evaluators, logged_metrics
 
-__all__ = ["EVALUATORS", "Evaluator", "build_evaluators"]
+__all__ = ["EVALUATORS", "Evaluator", "build_evaluators", "logged_metrics"]

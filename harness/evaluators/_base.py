@@ -23,11 +23,14 @@ class Evaluator(ABC):
 
     ``Config`` / ``config_key``: the evaluator's own settings and the name of their block under
     ``eval:`` (none by default). ``needs_images``: refused at validation for a vector dataset.
+    ``logs``: the metric keys it returns, as shell patterns (``image_swd_*``), so that a sweep
+    that selects on a metric no run will log is refused before anything trains.
     """
 
     Config: type | None = None
     config_key: str = ""
     needs_images: bool = False
+    logs: tuple[str, ...] = ()
 
     def __init__(self, cfg, data, prior, device: torch.device, run_dir=None):
         if self.needs_images and not data.is_image:  # the guard behind check_run for direct construction
@@ -70,6 +73,15 @@ class Evaluator(ABC):
                 xb = self.data.to_float(x[i : i + batch_size]).to(self.device)
                 out.append(latent_map(model, self.prior)(model.encoder(xb)).cpu())
         return torch.cat(out)
+
+
+def logged_metrics(cfg) -> list[str]:
+    """The metric keys (shell patterns) the evaluators of ``cfg.eval.metrics`` log (the training
+    loop's are :data:`harness.run_folder.TRAINING_METRICS`)."""
+    out: list[str] = []
+    for name in cfg.eval.metrics:
+        out += [k for k in EVALUATORS.get(name).logs if k not in out]
+    return out
 
 
 def latent_map(model, prior):

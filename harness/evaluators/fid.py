@@ -97,6 +97,7 @@ class FIDConfig:
 class FIDEvaluator(Evaluator):
     Config = FIDConfig
     config_key = "fid"
+    logs = ("fid", "fid_*", "kid", "kid_*")
     needs_images = True
 
     @classmethod

@@ -51,6 +51,7 @@ class ImageSWDConfig:
 class ImageSWD(Evaluator):
     Config = ImageSWDConfig
     config_key = "swd"
+    logs = ("image_swd", "image_swd_*")
     needs_images = True
 
     def __init__(self, cfg, data, prior, device, run_dir=None):

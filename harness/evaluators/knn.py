@@ -36,6 +36,7 @@ class KNNConfig:
 class KNNEvaluator(Evaluator):
     Config = KNNConfig
     config_key = "knn"
+    logs = ("knn_acc",)
 
     @classmethod
     def check_run(cls, cfg) -> None:

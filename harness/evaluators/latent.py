@@ -36,6 +36,8 @@ SPECTRUM_FILE = "latent_singular_values.jsonl"
 
 @EVALUATORS.register("latent")
 class LatentDiagnostics(Evaluator):
+    logs = ("latent_*",)
+
     def __init__(self, cfg, data, prior, device, run_dir=None):
         super().__init__(cfg, data, prior, device, run_dir)
         ev = cfg.eval

@@ -54,6 +54,7 @@ class PRDCConfig:
 class PRDCEvaluator(Evaluator):
     Config = PRDCConfig
     config_key = "prdc"
+    logs = ("precision", "recall", "density", "coverage")
     needs_images = True
 
     @classmethod

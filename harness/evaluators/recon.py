@@ -12,6 +12,8 @@ from harness.metrics.recon import reconstruction_error
 
 @EVALUATORS.register("recon")
 class TestReconstruction(Evaluator):
+    logs = ("test_recon",)
+
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         err = reconstruction_error(model, self.data.test_x, self.data.to_float,
                                    latent_map(model, self.prior), self.device)

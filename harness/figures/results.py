@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from harness.collect import CURVES_CSV, RUNS_CSV, CollectError, collect
+from harness.dotted import flatten
 from harness.run_folder import DONE, MANIFEST, PathEscape, read_config_tree, read_json_file, run_dir, sweep_dir
 
 STATE_COLUMNS = ("status", "epochs", "wall_time_s", "problems")
@@ -41,14 +42,9 @@ class ItemDataError(ValueError):
     """The results are there but cannot make this item (e.g. a metric was not logged)."""
 
 
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings to dotted keys; lists become JSON text, as in runs.csv cells."""
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: json.dumps(tree) if isinstance(tree, list) else tree}
+def flat_config(tree: Any) -> dict[str, Any]:
+    """A run's config as dotted keys; lists become JSON text, as in runs.csv cells."""
+    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(tree).items()}
 
 
 @dataclass
@@ -174,7 +170,7 @@ def load_sweep_results(results: str | Path, name: str) -> SweepResults | None:
         except PathEscape:
             tree = None
         if tree is not None:
-            configs[rid] = flatten(tree)
+            configs[rid] = flat_config(tree)
     done_lacking = (set(runs["id"]) - set(configs)) & set(runs.loc[runs["status"] == DONE, "id"])
     if done_lacking:
         problems.append(f"{len(done_lacking)} done runs have no readable config.json")

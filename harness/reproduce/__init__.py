@@ -14,7 +14,9 @@ another study's folder is copied into this study's folder (:func:`reuse_done_run
 checkpoint is not copied) and is not trained again.
 """
 
-STUDIES = [  # in order of claims per minute of compute, so that a cut-short run loses the least
+# the order the studies run in: by claims per minute of compute, so that a cut-short run loses the
+# least; a study of the registry not named here runs after these (adding a figure needs no edit)
+ORDER = [
     "synthetic_latent",  # Fig. 2 (left), the paper's own scale (about 2 minutes)
     "lambda",  # Figs. 3 and 8
     "convergence",  # Fig. 2 (right)
@@ -28,3 +30,30 @@ STUDIES = [  # in order of claims per minute of compute, so that a cut-short run
     "mnist_tsne",  # Fig. 7
     "moca_components",  # beyond the paper: MoCA taken apart (shares its MoCA, MMD and AE runs with methods)
 ]
+
+
+def studies() -> list[str]:
+    """The studies of ``make reproduce``, derived from the figure registry
+    (:data:`harness.figures.registry.ITEMS`): every sweep an item names whose file is a
+    CPU-scale study ``sweeps/<name>.yaml``, but searched sweeps (the benchmark runs on its own
+    command), in :data:`ORDER`."""
+    from pathlib import Path
+
+    from harness.figures.registry import ITEMS
+    from harness.yaml_io import load_file
+
+    root = Path(__file__).resolve().parents[2]
+    names = []
+    for ref in (ref for item in ITEMS.values() for ref in item.sweeps):
+        if ref.file == f"sweeps/{ref.name}.yaml" and ref.name not in names \
+                and "search" not in (load_file(root / ref.file) or {}):
+            names.append(ref.name)
+    return [s for s in ORDER if s in names] + [s for s in names if s not in ORDER]
+
+
+def __getattr__(name: str):
+    if name == "STUDIES":  # derived on first use: the registry imports matplotlib
+        global STUDIES
+        STUDIES = studies()
+        return STUDIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

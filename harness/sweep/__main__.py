@@ -17,7 +17,9 @@ runs of the selected settings (:mod:`harness.sweep.search`).
 Exit status: 0 when every run is done or diverged (or, with ``--no-wait``, once submitted;
 with ``--dry-run`` / ``--status``, always), 1 when some run is not or when the results folder
 cannot be written (a file, read-only, a full disk: one line), 2 for a bad sweep file or
-command line (one line on stderr; nothing written, nothing submitted), 130 on Ctrl-C (one
+command line (one line on stderr; nothing written, nothing submitted), 4 when another
+definition of the same sweep (other file or ``--set``) is running in its folder (one line,
+:mod:`harness.sweep.owner`), 130 on Ctrl-C (one
 line, at any point; every file is written atomically, so the same command resumes).
 """
 
@@ -41,6 +43,7 @@ from harness.sweep.executors import (
 )
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
 from harness.sweep.preflight import PreflightError, preflight
+from harness.sweep.owner import EXIT_BUSY, FolderBusy, own_folder
 from harness.sweep.search import resolve_stages, stage_lines, write_record
 from harness.sweep.spec import MAX_RUNS, SweepError, load_sweep
 from harness.sweep.state import (
@@ -239,7 +242,7 @@ def _main(args: argparse.Namespace) -> int:
             print(f"{args.sweep}: {e}", file=sys.stderr)
             return 2
 
-    selection = None
+    selection, defined = None, sweep  # defined: the runs as first expanded (a search: before selection)
     states = current_states(sweep, folder)
     if sweep.search is not None:
         sweep, selection = resolve_stages(sweep, args.sets, folder, states)
@@ -255,6 +258,28 @@ def _main(args: argparse.Namespace) -> int:
             print(f"would start {len(to_start)} of {len(sweep.runs)} runs with the {args.executor} executor")
         return 0
 
+    try:  # a folder holding another config: refused before anything is written (the lock included)
+        check_folders(sweep, folder)
+    except SweepError as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:  # data and feature networks, once, here: before any folder or lock is written (a search's
+        # tuned runs use the data and evaluation of its trials)
+        preflight([run.config for run in to_start])
+    except PreflightError as e:
+        print(f"{args.sweep}: {e}", file=sys.stderr)
+        return 2
+    try:
+        with own_folder(folder, defined, args.sets):
+            return run_stages(args, sweep, folder, states, to_start, selection)
+    except FolderBusy as e:
+        print(e, file=sys.stderr)
+        return EXIT_BUSY
+
+
+def run_stages(args: argparse.Namespace, sweep, folder, states, to_start, selection) -> int:
+    """Run the sweep (a search: its trials, then its tuned runs once the trials are final)
+    and collect it; the exit status."""
     code = run_sweep(args, sweep, folder, states, to_start, selection)
     if code is not None or selection is None or selection.ready:
         return code if code is not None else finish(args, sweep, folder, selection)
@@ -275,11 +300,6 @@ def run_sweep(args: argparse.Namespace, sweep, folder, states, to_start, selecti
         check_folders(sweep, folder)
     except SweepError as e:
         print(e, file=sys.stderr)
-        return 2
-    try:  # data and feature networks, once, here: before any run folder is written
-        preflight([run.config for run in to_start])
-    except PreflightError as e:
-        print(f"{args.sweep}: {e}", file=sys.stderr)
         return 2
     not_retried = sum(1 for s, _ in states.values() if s == FAILED) if not args.retry_failed else 0
     if not_retried:

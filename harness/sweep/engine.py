@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from harness.atomic import write_json
+from harness.atomic import json_text, write_json
 from harness.run_folder import same_config
 from harness.sweep.executors import Launch
 from harness.sweep.identity import PathEscape, format_value, run_dir, short_labels
@@ -68,19 +68,23 @@ def check_folders(sweep: Sweep, folder: Path) -> None:
 
 
 def write_manifest(sweep: Sweep, folder: Path) -> None:
-    """``sweep.json``: the sweep's name and file, the varied keys and every run's values."""
+    """``sweep.json``: the sweep's name and file, the varied keys and every run's values;
+    left as it is (``updated_at`` included) when nothing else in it changes, so rerunning a
+    finished sweep writes nothing."""
     old = read_json_file(folder / MANIFEST)
     if isinstance(old, dict) and old.get("sweep_file") not in (None, sweep.file):
         print(f"warning: {folder} was last written by {old['sweep_file']}, now by {sweep.file}", file=sys.stderr)
-    write_json(folder / MANIFEST, {
+    manifest = {
         "name": sweep.name,
         "sweep_file": sweep.file,
         "description": sweep.description,
         "name_keys": sweep.name_keys,
         "varied_keys": sweep.varied_keys,
         "runs": [{"id": r.id, "name": r.name, "varied": r.varied} for r in sweep.runs],
-        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    })
+    }
+    if isinstance(old, dict) and json_text({k: v for k, v in old.items() if k != "updated_at"}) == json_text(manifest):
+        return
+    write_json(folder / MANIFEST, {**manifest, "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def prepare(sweep: Sweep, folder: Path, runs: list, lazy: bool = False) -> list[Launch]:

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Callable
 
 from harness.atomic import write_json
-from harness.sweep.spec import RunSpec, SlurmConfig
+from harness.sweep.resources import SlurmConfig
+from harness.sweep.spec import RunSpec
 from harness.sweep.state import (
     CONFIG, INTERRUPTED, LOG, PENDING, SUBMITIT_DIR, SUBMITTED, read_status, read_submitted, record_slurm_ends, run_state,
     slurm_active_jobs, slurm_end_states, read_json_file,

@@ -19,9 +19,14 @@ config and the axes to vary::
     slurm: {partition: gpu, time: 120, gpus_per_node: 1}
     local: {workers_per_gpu: 4}                    # local executor: runs sharing each GPU
 
+The sections map onto the sweep algebra (:mod:`harness.sweep.grid`): each ``grid`` key is a
+``sweep``, each ``paired`` group a ``zip_`` of sweeps, ``cases`` is ``cases``, and the runs are
+the ``product`` of these axes in the file's order. This module only reads the file, builds the
+axes and turns each point into a validated run config.
+
 Instead of the axes, a ``search`` section draws the runs at random from a search space per
-method, at an equal budget, and adds the runs of the selected settings once the trials are done
-(:mod:`harness.sweep.search`).
+method, at an equal budget (:mod:`harness.sweep.space`), and adds the runs of the selected
+settings once the trials are done (:mod:`harness.sweep.search`).
 
 Runs are the product of all axes. Each run's config is built in this order, later layers
 winning: the base (with ``--set`` overrides), then ``per_method[<its method.name>]``, then its
@@ -34,38 +39,32 @@ file, the section that supplied the offending key, the key, and what is allowed,
 from __future__ import annotations
 
 import copy
-import itertools
-import math
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, NamedTuple
 
 from harness.config import (
     ConfigError,
     MethodConfig,
     RunConfig,
     config_from_dict,
-    from_dict,
     parse_override,
     read_yaml,
-    require,
-    require_choice,
-    set_path,
 )
-from harness.naming import lookup
+from harness.dotted import flatten, lookup, overlaps, set_path
 from harness.registry import suggest
+from harness.run_folder import TRAINING_METRICS
+from harness.sweep import grid as G
+from harness.sweep import space as S
 from harness.sweep.identity import SWEEP_NAME_ALLOWED, PathEscape, inside, run_id, run_name, valid_sweep_name
+from harness.sweep.resources import LocalConfig, SlurmConfig, parse_local, parse_slurm  # noqa: F401  (SlurmConfig: re-exported)
 
 TOP_KEYS = ["name", "description", "base", "base_config", "grid", "paired", "cases", "per_method", "search", "slurm", "local"]
 KEY_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 KEY_ALLOWED = "a dotted config key such as method.tau"
-# sbatch options a sweep may add besides the named ones; values end up in `#SBATCH --k=v`
-# lines, so they are restricted to characters that cannot start a new line or a command
-SLURM_EXTRA = ["account", "qos", "constraint", "exclude", "nodelist", "reservation", "comment",
-               "mail_type", "mail_user", "gres", "licenses", "wckey"]
-SLURM_SAFE_VALUE = re.compile(r"\A[A-Za-z0-9_.,:=@%+/\[\]-]{1,200}\Z")  # \Z: "$" allows a final newline
-SLURM_SAFE_ALLOWED = "1-200 characters from letters, digits and _ . , : = @ % + / [ ] -"
+
 
 
 # Above this many runs a sweep needs ``--allow-large`` (a typo such as ``seed: range(100000)``
@@ -80,89 +79,6 @@ class SweepError(ValueError):
 def _error(file: str, section: str, key: str, message: str) -> SweepError:
     where = " ".join(x for x in (section, key) if x)
     return SweepError(f"{file}: {where}: {message}" if where else f"{file}: {message}")
-
-
-# ---------------------------------------------------------------------------- slurm block
-
-
-@dataclass
-class SlurmConfig:
-    """Resources of each array job of the slurm executor (one job = one run)."""
-
-    partition: str | None = None
-    time: int = 60  # minutes per job; a run that needs longer is requeued and resumes
-    gpus_per_node: int = 0
-    tasks_per_run: int = 1  # >1: one run on that many processes of one node (DDP, one GPU each)
-    runs_per_task: int = 1  # >1: each array job trains that many runs at once, sharing its GPUs
-    cpus_per_task: int = 2  # also the run's torch thread count
-    mem_gb: float | None = None  # None = the partition's default
-    array_parallelism: int = 32  # array tasks running at once (per submitted array)
-    max_requeues: int = 3  # requeues after a timeout (preemptions requeue without limit)
-    signal_delay_s: int = 120  # USR2 this long before the time limit, to checkpoint and requeue
-    extra: dict = field(default_factory=dict)  # allow-listed sbatch options (SLURM_EXTRA)
-
-    def check(self, p: str = "slurm") -> None:
-        if self.partition is not None:
-            require(bool(SLURM_SAFE_VALUE.match(self.partition)), f"{p}.partition", self.partition, SLURM_SAFE_ALLOWED)
-        require(self.time >= 1, f"{p}.time", self.time, "an integer >= 1 (minutes)")
-        require(self.gpus_per_node >= 0, f"{p}.gpus_per_node", self.gpus_per_node, "an integer >= 0")
-        require(self.tasks_per_run >= 1, f"{p}.tasks_per_run", self.tasks_per_run, "an integer >= 1")
-        require(self.runs_per_task >= 1, f"{p}.runs_per_task", self.runs_per_task, "an integer >= 1")
-        require(self.runs_per_task == 1 or self.tasks_per_run == 1, f"{p}.runs_per_task", self.runs_per_task,
-                "1 when slurm.tasks_per_run > 1 (a DDP run has its GPUs to itself)")
-        require(self.gpus_per_node in (0, self.tasks_per_run) or self.tasks_per_run == 1, f"{p}.gpus_per_node",
-                self.gpus_per_node, f"0 or slurm.tasks_per_run ({self.tasks_per_run}): one GPU per process of a run")
-        require(self.cpus_per_task >= 1, f"{p}.cpus_per_task", self.cpus_per_task, "an integer >= 1")
-        require(self.mem_gb is None or self.mem_gb > 0, f"{p}.mem_gb", self.mem_gb, "null or a number > 0")
-        require(self.array_parallelism >= 1, f"{p}.array_parallelism", self.array_parallelism, "an integer >= 1")
-        require(self.max_requeues >= 0, f"{p}.max_requeues", self.max_requeues, "an integer >= 0")
-        require(0 <= self.signal_delay_s < self.time * 60, f"{p}.signal_delay_s", self.signal_delay_s,
-                "an integer >= 0 and below the time limit in seconds")
-        for key, value in self.extra.items():
-            require_choice(key, f"{p}.extra.{key}", SLURM_EXTRA)
-            ok = isinstance(value, (str, int)) and not isinstance(value, bool) and SLURM_SAFE_VALUE.match(str(value))
-            require(bool(ok), f"{p}.extra.{key}", value, SLURM_SAFE_ALLOWED)
-
-
-def parse_slurm(data: Any, sets: list[tuple[list[str], Any]]) -> SlurmConfig:
-    """Build the slurm block from the sweep file's mapping and ``--set slurm.k=v`` overrides."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("slurm", f"expected a mapping of keys, got {data!r}")
-    data = copy.deepcopy(data)
-    for path, value in sets:
-        set_path(data, path, value, label=".".join(["slurm", *path]))
-    extra = data.pop("extra", None) or {}
-    if not isinstance(extra, dict):
-        raise ConfigError("slurm.extra", f"got {extra!r}; allowed: a mapping of sbatch options ({', '.join(SLURM_EXTRA)})")
-    cfg = from_dict(SlurmConfig, data, "slurm")
-    cfg.extra = dict(extra)
-    cfg.check()
-    return cfg
-
-
-# ---------------------------------------------------------------------------- local block
-
-
-@dataclass
-class LocalConfig:
-    """GPU placement of the local executor (``--gpus`` / ``--workers-per-gpu`` override it)."""
-
-    gpus: list[int] | None = None  # GPU indices to use; None = every visible GPU
-    workers_per_gpu: int = 1  # runs trained at once on each GPU (CPU-scale runs leave a GPU idle)
-
-    def check(self, p: str = "local") -> None:
-        require(self.workers_per_gpu >= 1, f"{p}.workers_per_gpu", self.workers_per_gpu, "an integer >= 1")
-        require(self.gpus is None or (len(self.gpus) > 0 and all(g >= 0 for g in self.gpus)
-                                      and len(set(self.gpus)) == len(self.gpus)),
-                f"{p}.gpus", self.gpus, "null or a list of distinct GPU indices >= 0")
-
-
-def parse_local(data: Any) -> LocalConfig:
-    cfg = from_dict(LocalConfig, data, "local")
-    cfg.check()
-    return cfg
 
 
 # ---------------------------------------------------------------------------- the sweep
@@ -187,31 +103,18 @@ class Sweep:
     name_keys: list[str]  # the axis keys (they make up run names)
     varied_keys: list[str]  # axis keys, then per_method keys (the columns of runs.csv)
     slurm: SlurmConfig
-    search: Any = None  # the parsed search section (harness.sweep.search.SearchSpec), if any
+    search: S.SearchSpec | None = None  # the parsed search section, if any
     # search sweeps: (stage, method) -> run ids, in draw / seed order (a run may be in two groups)
     groups: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     local: LocalConfig = field(default_factory=LocalConfig)
 
 
-@dataclass
-class _Axis:
-    """One factor of the product: a list of points (key -> value), each with its section."""
+class Sourced(NamedTuple):
+    """A value of a sweep point with the section of the sweep file that supplied it (named in
+    the error of a run whose config the value makes invalid)."""
 
-    points: list[dict[str, Any]]
-    sections: list[str]
-
-
-def _flatten(value: Any, prefix: str) -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value} if prefix else {}
-
-
-def _overlaps(a: str, b: str) -> bool:
-    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+    value: Any
+    section: str
 
 
 def project_root(start: Path) -> Path:
@@ -260,15 +163,15 @@ class _Parser:
 
         base_sets, slurm_sets = self.parse_sets()
         base, base_section = self.load_base(doc)
-        base_sources = {k: base_section for k in _flatten(base, "")}
+        base_sources = {k: base_section for k in flatten(base, keep_empty=True)}
         for path, value in base_sets:
             key = ".".join(path)
             try:
                 set_path(base, path, value, label=key)
             except ConfigError as e:
                 raise self.from_config_error(e, "--set") from None
-            base_sources = {k: s for k, s in base_sources.items() if not _overlaps(k, key)}
-            base_sources.update({k: "--set" for k in _flatten(value, key)})
+            base_sources = {k: s for k, s in base_sources.items() if not overlaps(k, key)}
+            base_sources.update({k: "--set" for k in flatten(value, key, keep_empty=True)})
 
         if self.search_sets and "search" not in doc:
             key = ".".join(["search", *self.search_sets[0][0]])
@@ -283,7 +186,7 @@ class _Parser:
         for path, _ in base_sets:
             key = ".".join(path)
             for other, section in [*axis_keys.items(), *pm_keys.items()]:
-                if _overlaps(key, other):
+                if overlaps(key, other):
                     raise self.err("--set", key, f"also set by {section} {other} (which wins); "
                                    f"allowed: keys the sweep file does not set per run")
         try:
@@ -299,14 +202,18 @@ class _Parser:
 
         varied_keys = name_keys + [k for k in pm_keys if k not in name_keys]
         if search is not None:
+            self.check_size(S.size(search, self.selected), f"({search.budget} trials per method)")
             runs, groups = self.expand_search(search, base, base_sources, per_method, name_keys, varied_keys)
             return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, search, groups, local)
-        count = math.prod(len(axis.points) for axis in axes)
-        if self.max_runs is not None and count > self.max_runs:  # before the (slow) expansion
-            raise self.err("", "", f"{count} runs; allowed: at most {self.max_runs} "
-                           "(pass --allow-large to run a larger sweep)")
-        runs = self.expand(base, base_sources, axes, per_method, name_keys, varied_keys)
+        self.check_size(G.size(*axes))
+        runs = self.expand(base, base_sources, G.iter_product(*axes), per_method, name_keys, varied_keys)
         return Sweep(name, self.file, description, runs, name_keys, varied_keys, slurm, local=local)
+
+    def check_size(self, count: int, detail: str = "") -> None:
+        """Refuse more than ``max_runs`` runs, counted before the (slow) expansion."""
+        if self.max_runs is not None and count > self.max_runs:
+            raise self.err("", "", f"{count} runs{' ' + detail if detail else ''}; allowed: at most "
+                           f"{self.max_runs} (pass --allow-large to run a larger sweep)")
 
     def parse_sets(self) -> tuple[list, list]:
         base_sets, slurm_sets = [], []
@@ -363,10 +270,10 @@ class _Parser:
 
     # ------------------------------------------------------------------ axes
 
-    def parse_axes(self, doc: dict) -> tuple[list[_Axis], list[str], dict[str, str]]:
-        """The axes in the order the file gives them (run names and the product follow it),
-        the axis keys, and the section that varies each key."""
-        self.axes: list[_Axis] = []
+    def parse_axes(self, doc: dict) -> tuple[list[G.Grid], list[str], dict[str, str]]:
+        """The axes (grids of :class:`Sourced` values) in the order the file gives them (run
+        names and the product follow it), the axis keys, and the section that varies each key."""
+        self.axes: list[G.Grid] = []
         self.axis_keys: dict[str, str] = {}
         parsers = {"grid": self.parse_grid, "paired": self.parse_paired, "cases": self.parse_cases}
         for section in doc:
@@ -381,7 +288,7 @@ class _Parser:
         """Register an axis key; a key (or a parent/child of it) varied by two axes is an error."""
         key = self.check_key(label or section, key)
         for other, where in self.axis_keys.items():
-            if _overlaps(key, other) and where != section:
+            if overlaps(key, other) and where != section:
                 raise self.err(label or section, key, f"also varied by {where} {other}; allowed: each key in one axis")
         self.axis_keys.setdefault(key, section)
         return key
@@ -398,7 +305,7 @@ class _Parser:
         for key, values in grid.items():
             key = self.claim("grid", key)
             values = self.values_of("grid", key, values)
-            self.axes.append(_Axis([{key: v} for v in values], ["grid"] * len(values)))
+            self.axes.append(G.sweep(key, [Sourced(v, "grid") for v in values]))
 
     def parse_paired(self, paired: Any) -> None:
         """``paired: [{k1: [a1, a2], k2: [b1, b2]}, ...]``: one axis per group, lists zipped."""
@@ -415,8 +322,7 @@ class _Parser:
             if len(set(lengths.values())) > 1:
                 sizes = ", ".join(f"{k}: {n}" for k, n in lengths.items())
                 raise self.err(section, "", f"lists of different lengths ({sizes}); allowed: equal lengths")
-            n = next(iter(lengths.values()))
-            self.axes.append(_Axis([{k: group[k][j] for k in group} for j in range(n)], [section] * n))
+            self.axes.append(G.zip_(*(G.sweep(k, [Sourced(v, section) for v in group[k]]) for k in group)))
 
     def parse_cases(self, cases: Any) -> None:
         """``cases: [{k1: a, k2: b}, {k1: c}, ...]``: one axis whose points are partial configs."""
@@ -429,8 +335,8 @@ class _Parser:
                 raise self.err(f"cases[{j}]", "", f"got {case!r}; allowed: a mapping of keys to values")
             for key in case:
                 self.claim("cases", key, f"cases[{j}]")
-            points.append(dict(case))
-        self.axes.append(_Axis(points, [f"cases[{j}]" for j in range(len(cases))]))
+            points.append({k: Sourced(v, f"cases[{j}]") for k, v in case.items()})
+        self.axes.append(G.cases(points))
 
     def parse_per_method(self, data: Any) -> tuple[dict[str, dict], dict[str, str]]:
         from methods import REGULARIZERS
@@ -451,7 +357,7 @@ class _Parser:
                 raise self.err(section, "", f"got {overrides!r}; allowed: a mapping of config keys to values")
             for key in overrides:
                 self.check_key(section, key)
-                if _overlaps(key, "method.name"):
+                if overlaps(key, "method.name"):
                     raise self.err(section, key, "the method is chosen by the key of per_method; "
                                    "allowed: keys other than method.name")
                 keys.setdefault(key, section)
@@ -460,8 +366,7 @@ class _Parser:
 
     # ------------------------------------------------------------------ search
 
-    def parse_search(self, doc: dict, base: dict):
-        from harness.sweep import search as S
+    def parse_search(self, doc: dict, base: dict) -> S.SearchSpec:
         from methods import REGULARIZERS
 
         for section in ("grid", "paired", "cases"):
@@ -482,22 +387,19 @@ class _Parser:
             raise self.err(e.section, e.key, e.message) from None
 
     @staticmethod
-    def search_name_keys(spec) -> list[str]:
-        from harness.sweep.search import STAGE_KEYS
-
+    def search_name_keys(spec: S.SearchSpec) -> list[str]:
         keys = ["method.name", *spec.space_keys]
         keys += [k for k in spec.fixed if k not in keys]
-        return keys + STAGE_KEYS
+        return keys + S.STAGE_KEYS
 
     def expand_search(self, spec, base: dict, base_sources: dict[str, str], per_method: dict[str, dict],
                       name_keys: list[str], varied_keys: list[str]) -> tuple[list[RunSpec], dict]:
-        """The runs of a search (:func:`harness.sweep.search.points`), each validated as in
+        """The runs of a search (:func:`harness.sweep.space.points`), each validated as in
         :meth:`expand`; the ends of every range are validated too, before any draw counts."""
-        from harness.sweep import search as S
 
-        def one(point) -> RunSpec:
-            axis = _Axis([point.values], [point.section])
-            return self.expand(base, base_sources, [axis], per_method, name_keys, varied_keys)[0]
+        def one(point: S.Point) -> RunSpec:
+            sourced = {k: Sourced(v, point.section) for k, v in point.values.items()}
+            return self.expand(base, base_sources, [sourced], per_method, name_keys, varied_keys)[0]
 
         for point in S.probe_points(spec):
             one(point)
@@ -517,20 +419,33 @@ class _Parser:
                 first[run.id] = point
                 runs.append(run)
             groups.setdefault((point.stage, point.method), []).append(run.id)
+        self.check_select(spec, [r for r in runs if r.config.eval.split == "val"])
         return runs, groups
+
+    def check_select(self, spec: S.SearchSpec, trials: list[RunSpec]) -> None:
+        """``select.metric`` must be a metric every trial logs (the training loop's or one of
+        its evaluators', :func:`harness.evaluators.logged_metrics`): a typo fails here, not
+        after every trial has trained."""
+        from harness.evaluators import logged_metrics
+
+        for run in trials:
+            logged = [*TRAINING_METRICS, *logged_metrics(run.config)]
+            if not any(fnmatch.fnmatchcase(spec.metric, pattern) for pattern in logged):
+                raise self.err("search", "select.metric", f"got {spec.metric!r}{suggest(spec.metric, logged)}; "
+                               f"allowed: a metric the trials of {run.config.method.name} log "
+                               f"(eval.metrics {run.config.eval.metrics}): {', '.join(logged)}")
 
     # ------------------------------------------------------------------ expansion
 
-    def expand(self, base: dict, base_sources: dict[str, str], axes: list[_Axis],
+    def expand(self, base: dict, base_sources: dict[str, str], points: Iterable[G.Point],
                per_method: dict[str, dict], name_keys: list[str], varied_keys: list[str]) -> list[RunSpec]:
+        """One validated run per point (key -> :class:`Sourced` value): the base, then the
+        run's ``per_method`` overrides, then its own values."""
         runs: list[RunSpec] = []
         seen: dict[str, str] = {}
-        for combo in itertools.product(*(range(len(a.points)) for a in axes)):
-            point: dict[str, Any] = {}
-            point_sections: dict[str, str] = {}
-            for axis, i in zip(axes, combo):
-                point.update(axis.points[i])
-                point_sections.update({k: axis.sections[i] for k in axis.points[i]})
+        for sourced in points:
+            point = {k: s.value for k, s in sourced.items()}
+            point_sections = {k: s.section for k, s in sourced.items()}
             tree = copy.deepcopy(base)
             sources = dict(base_sources)
             self.apply(tree, sources, point, point_sections)
@@ -566,9 +481,9 @@ class _Parser:
                 set_path(tree, key.split("."), copy.deepcopy(value), label=key)
             except ConfigError as e:
                 raise self.from_config_error(e, sections[key]) from None
-            for k in [k for k in sources if _overlaps(k, key)]:
+            for k in [k for k in sources if overlaps(k, key)]:
                 del sources[k]
-            sources.update({k: sections[key] for k in _flatten(value, key)} or {key: sections[key]})
+            sources.update({k: sections[key] for k in flatten(value, key, keep_empty=True)} or {key: sections[key]})
 
     @staticmethod
     def section_of(error_key: str, sources: dict[str, str]) -> str | None:
@@ -588,7 +503,7 @@ def load_sweep(path: str | Path, sets: list[str] | None = None,
     """Parse, expand and validate a sweep file; raise :class:`SweepError` (one line) if bad.
 
     ``selected`` (search sweeps only): method -> drawn values of its chosen trial, which adds
-    the tuned runs (:func:`harness.sweep.search.points`). ``max_runs``: refuse a grid with
+    the tuned runs (:func:`harness.sweep.space.points`). ``max_runs``: refuse a grid with
     more runs before expanding it (the command line passes :data:`MAX_RUNS`)."""
     parser = _Parser(Path(path), list(sets or []), selected)
     parser.max_runs = max_runs
