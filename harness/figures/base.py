@@ -242,7 +242,23 @@ def feature_note(sweeps: list[SweepResults], metric: str, per: str | None = None
     if per is None:
         return f"; feature network {next(iter(spaces.values())).caption()}"
     return "; feature networks: " + ", ".join(f"{label_of(per)} = {value_text(v)}: {x.caption()}"
-                                               for v, x in sorted(spaces.items(), key=lambda kv: str(kv[0])))
+                                               for v, x in sorted(spaces.items(), key=lambda kv: _order_key(kv[0])))
+
+
+def spaces_sentence(sweeps: list[SweepResults], metrics: list[str]) -> str:
+    """``"fid, precision: feature network lenet-128 (sha256 …)"`` for the metrics measured in
+    a feature space, grouped by space ("" when none is)."""
+    groups: dict[str, list[str]] = {}
+    for m in metrics:
+        spaces = feature_spaces(sweeps, m)
+        if spaces:
+            groups.setdefault(next(iter(spaces.values())).caption(), []).append(m)
+    return "; ".join(f"{', '.join(ms)} in feature network {caption}" for caption, ms in groups.items())
+
+
+def _order_key(value: Any) -> tuple:
+    """Numbers in numeric order, then anything else as text."""
+    return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0.0, str(value))
 
 
 def seeds_text(df: pd.DataFrame, group_keys: list[str]) -> str:

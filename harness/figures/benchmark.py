@@ -35,7 +35,8 @@ import pandas as pd  # noqa: E402
 import scipy.stats  # noqa: E402
 
 from harness.figures.base import (  # noqa: E402
-    FigureOut, ItemData, TableOut, config_values, feature_note, metric_label, raise_data_error, value_text,
+    FigureOut, ItemData, TableOut, config_values, feature_note, metric_label, raise_data_error, spaces_sentence,
+    value_text,
 )
 from harness.figures.results import SweepResults  # noqa: E402
 from harness.figures.tables import METHOD_NAMES  # noqa: E402
@@ -307,7 +308,7 @@ def _sweep_table(s: SweepResults) -> tuple[pd.DataFrame, pd.DataFrame, list[str]
         f"with seeds {record.get('seeds')} and evaluated on the test split. Fixed: the base settings with {fixed} "
         "for every method (the paper's same-hyper-parameter comparison), same seeds, test split.",
         "Cells: mean ± half-width of the 95 % Student-t interval over the seeds (n = done runs)"
-        + "".join(f"; {m}{feature_note([s], m)}" for m in metrics if feature_note([s], m)) + ".",
+        + (f"; {spaces_sentence([s], metrics)}" if spaces_sentence([s], metrics) else "") + ".",
         verdict(tuned_values, metric, mode),
     ]
     if record.get("overrides"):

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.figures.base import (  # noqa: E402
-    FigureOut, ItemData, TableOut, config_values, feature_note, metric_label, raise_data_error,
+    FigureOut, ItemData, TableOut, config_values, metric_label, raise_data_error, spaces_sentence,
 )
 from harness.figures.plots import t_interval  # noqa: E402
 
@@ -106,7 +106,7 @@ def _units(d: ItemData, metrics: list[tuple]) -> list[tuple]:
 
 
 def _notes(d: ItemData) -> list[str]:
-    spaces = "".join(feature_note(d.sweeps, m) for m, _, _ in METRICS)
+    spaces = spaces_sentence(d.sweeps, [m for m, _, _ in METRICS])
     return [
         "Beyond the paper: MoCA's components as ablations, all through the one trainer "
         "(sweeps/moca_components.yaml states each case's equation).",
@@ -116,7 +116,7 @@ def _notes(d: ItemData) -> list[str]:
                                  "eval.swd.num_images"]) + ".",
         "ms / step: training time per optimiser step on a shared machine (noisy); bench/step_time.py "
         "gives interleaved ratios.",
-        *([f"Feature spaces{spaces}."] if spaces else []),
+        *([f"Measured {spaces}."] if spaces else []),
     ]
 
 
