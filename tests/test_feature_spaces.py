@@ -17,7 +17,6 @@ import pytest
 
 from harness import plot
 from harness.collect import collect
-from harness.run_folder import FeatureSpace, feature_space, feature_spaces
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "temperature"
 LENET_SHA = "d4d060b161a0948468b095aa1980f7fdfecd79192e68a2f4f41bfad614f62118"
@@ -36,12 +35,15 @@ def _run_folders(folder: Path) -> list[Path]:
 
 def test_runs_csv_names_the_feature_space_of_fid(sweep):
     runs, _ = collect(sweep)
+    assert "fid_features" in runs.columns
     assert set(runs["fid_features"]) == {"lenet-128"} and set(runs["fid_features_sha256"]) == {LENET_SHA}
     assert "fid" in runs.columns and "fid_lenet" not in runs.columns  # the metric keeps its key
     columns = list(runs.columns)
     assert columns.index("problems") < columns.index("fid_features") < columns.index("loss")
 
     # a provenance file that lists its metrics gives its own unit column
+    from harness.run_folder import FeatureSpace, feature_space, feature_spaces
+
     folder = _run_folders(sweep)[0]
     (folder / "mine_provenance.json").write_text(json.dumps(
         {"metrics": ["mine"], "features": "inception", "dims": 2048, "weights_sha256": "ab" * 32}))
@@ -86,3 +88,24 @@ def test_a_table_that_would_mix_feature_spaces_refuses_in_one_line(sweep, tmp_pa
     path.write_text(json.dumps({**prov, "weights_sha256": "34" * 32}))
     code, _, err = _table(sweep, tmp_path, capsys)
     assert code == 1 and "2 feature spaces" in err and "343434343434" in err
+
+
+def test_the_report_shows_the_feature_space_and_the_network_hash(sweep):
+    from harness.report import runs_table
+
+    runs, _ = collect(sweep)
+    html = runs_table(runs, ["method.tau", "method.weight", "seed"])
+    assert ">fid_features<" in html and ">lenet-128<" in html and LENET_SHA in html
+
+
+def test_runs_csv_alone_is_enough_to_refuse_a_mix(sweep, tmp_path, capsys):
+    """A clone without run folders reads runs.csv: its fid_features columns carry the unit."""
+    from harness.collect import write_collection
+
+    path = _run_folders(sweep)[0] / "fid_provenance.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "weights_sha256": "56" * 32}))
+    write_collection(sweep)
+    for folder in _run_folders(sweep):
+        shutil.rmtree(folder)
+    code, _, err = _table(sweep, tmp_path, capsys)
+    assert code == 1 and "fid: the runs were measured in 2 feature spaces" in err and "565656565656" in err

@@ -282,3 +282,19 @@ def test_a_swapped_feature_network_with_a_consistent_record_is_detected(tmp_path
         weights = Path(_provenance(tmp_path, f"swapped{rename}")["weights_path"])
         torch.save(other.state_dict(), weights)
         info = json.loads(record.read_text())
+
+
+def test_a_cache_file_that_is_a_symlink_out_of_its_folder_is_refused_in_one_line(tmp_path):
+    from harness.evaluators import feature_cache as C
+    from harness.run_folder import PathEscape
+
+    folder, outside = tmp_path / "cache", tmp_path / "elsewhere.npz"
+    folder.mkdir()
+    outside.write_bytes(b"not yours")
+    (folder / "mnist-test-n10-0123456789abcdef.npz").symlink_to(outside)
+    with pytest.raises(PathEscape) as err:
+        C.stats_path(folder, "mnist", "test", 10, "0123456789abcdef" * 4)
+    assert "outside" in str(err.value) and "\n" not in str(err.value)
+    for name in ("../x.npz", "a/b.npz", ".."):
+        with pytest.raises(PathEscape):
+            C.confined(folder, name)
