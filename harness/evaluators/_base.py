@@ -53,15 +53,15 @@ class Evaluator(ABC):
 
     ``Config`` / ``config_key``: the evaluator's own settings and the name of their block under
     ``eval:`` (none by default). ``needs_images``: refused at validation for a vector dataset.
-    ``provenance_file``: the file in the run folder that records what its values depend on
-    (written by the evaluator; it lists the metric keys it covers, and for values measured in
-    a feature space names that space, see :mod:`harness.evaluators.feature_nets`).
+    What its values depend on beyond the config goes to ``<name>_provenance.json`` in the run
+    folder, listing the metric keys it covers (``"metrics"``) and, for values measured in a
+    feature space, that space (:meth:`harness.evaluators.feature_nets.FeatureNet.provenance`),
+    which runs.csv turns into ``<name>_features`` (:func:`harness.run_folder.feature_spaces`).
     """
 
     Config: type | None = None
     config_key: str = ""
     needs_images: bool = False
-    provenance_file: str | None = None
 
     def __init__(self, config, ctx: EvalContext):
         data = ctx.data

@@ -58,11 +58,6 @@ class FeatureNetConfig:
         require(self.dims in (64, 192, 768, 2048), f"{p}.dims", self.dims, "64, 192, 768 or 2048 (pytorch-fid's --dims)")
         require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
 
-    @staticmethod
-    def applies_to(network: str) -> list[str]:
-        """The settings that shape the features of ``network`` (what a caption states)."""
-        return ["dims", "weights"] if network == "inception" else []
-
 
 def settings(run_cfg) -> FeatureNetConfig:
     """The feature-network settings of a run config (the fields of :class:`FeatureNetConfig`)."""

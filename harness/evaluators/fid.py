@@ -82,7 +82,6 @@ class FIDEvaluator(Evaluator):
     Config = FIDConfig
     config_key = "fid"
     needs_images = True
-    provenance_file = PROVENANCE_FILE
 
     @classmethod
     def check_run(cls, cfg) -> None:

@@ -52,7 +52,6 @@ class PRDCEvaluator(Evaluator):
     Config = PRDCConfig
     config_key = "prdc"
     needs_images = True
-    provenance_file = PROVENANCE_FILE
 
     @classmethod
     def check_run(cls, cfg) -> None:
