@@ -109,3 +109,55 @@ def test_runs_csv_alone_is_enough_to_refuse_a_mix(sweep, tmp_path, capsys):
         shutil.rmtree(folder)
     code, _, err = _table(sweep, tmp_path, capsys)
     assert code == 1 and "fid: the runs were measured in 2 feature spaces" in err and "565656565656" in err
+
+
+def test_a_metric_in_a_feature_space_is_one_registration(tmp_path, monkeypatch):
+    """A new evaluator names its network, gets it from ctx.features, writes its provenance, and
+    its unit reaches the run folder's feature spaces (hence runs.csv): no other file changes."""
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from harness.atomic import write_json
+    from harness.config import config_from_dict
+    from harness.datasets import load_dataset
+    from harness.evaluators import EVALUATORS, Evaluator, build_evaluators, lenet_training
+    from harness.evaluators.feature_nets import needed
+    from harness.priors import build_prior
+    from harness.run_folder import feature_space
+
+    @dataclass
+    class MeanConfig:
+        features: str = "lenet"
+
+        def check(self, p):
+            pass
+
+    class FeatureMean(Evaluator):
+        Config, config_key, needs_images = MeanConfig, "feature_mean", True
+
+        @classmethod
+        def feature_nets(cls, config):
+            return [config.features]
+
+        def __init__(self, config, ctx):
+            super().__init__(config, ctx)
+            self.net = ctx.features.get(config.features)
+            write_json(ctx.run_dir / "feature_mean_provenance.json", {"metrics": ["feature_mean"],
+                                                                      **self.net.provenance()})
+
+        def __call__(self, model, epoch, final=False):
+            return {"feature_mean": float(np.mean(self.net.extract(self.data.test_x[:10])))}
+
+    monkeypatch.setattr(lenet_training, "RECIPE", {**lenet_training.RECIPE, "steps": 5})
+    monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "nets"))
+    EVALUATORS.register("feature_mean_test")(FeatureMean)
+    try:
+        cfg = config_from_dict({"data": {"name": "digits"}, "eval": {"metrics": ["feature_mean_test"]}})
+        assert needed(cfg) == ["lenet"]
+        (run := tmp_path / "run").mkdir()
+        (ev,) = build_evaluators(cfg, load_dataset(cfg.data), build_prior("sphere", 4), "cpu", run)
+        assert ev(None, 0)["feature_mean"] >= 0
+        assert feature_space(run, "feature_mean").label == "lenet-128"
+    finally:
+        EVALUATORS._items.pop("feature_mean_test")
