@@ -1,12 +1,13 @@
 """Time of the CPU-scale image metrics: the domain network, domain FID, and the Fréchet distance.
 
-    python bench/domain_fid.py [--data-root data] [--skip-pytorch-fid]
+    python bench/domain_fid.py [--data-root data] [--cache-root DIR] [--skip-pytorch-fid]
 
 1. Training the ``lenet`` feature network on MNIST's 60,000 training images (the recipe of
-   :mod:`harness.metrics.lenet`): wall and CPU time and test accuracy (goal: well under a
-   minute on 2 cores, >= 99%). It is cached under ``--data-root`` like any run's; when it is
-   already there, the times recorded in its sidecar when it was trained are shown (delete
-   ``<data-root>/feature_nets/`` to train it again), and the time to load and verify it.
+   :mod:`harness.evaluators.lenet_training`): wall and CPU time and test accuracy (goal: well under a
+   minute on 2 cores, >= 99%). It is cached like any run's (``--cache-root``, default
+   ``$MOCA_CACHE_DIR`` or ``~/.cache/moca-harness``); when it is already there, the times
+   recorded in its cache record when it was trained are shown (delete
+   ``<cache>/feature_nets/`` to train it again), and the time to load and verify it.
 2. One ``fid`` evaluation with ``eval.fid.features=lenet`` (what the trainer calls every
    epoch: decode the fixed prior draws with an untrained ``small_conv`` autoencoder, extract
    features, Fréchet distance and KID against the cached statistics of the 10,000 MNIST test
@@ -35,7 +36,7 @@ from threadpoolctl import threadpool_limits
 from harness.config import config_from_dict
 from harness.datasets import load_dataset
 from harness.metrics import fid as M
-from harness.metrics import lenet as L
+from harness.evaluators import lenet_training as L
 
 
 def median_time(fn, rounds: int = 3) -> tuple[float, float, object]:
@@ -60,6 +61,7 @@ def correlated_stats(n: int, d: int, seed: int, shift: float) -> tuple[np.ndarra
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default="data")
+    parser.add_argument("--cache-root", default=None, help="feature-network cache (default: MOCA_CACHE_DIR or ~/.cache/moca-harness)")
     parser.add_argument("--skip-pytorch-fid", action="store_true", help="skip the 20-90 s scipy sqrtm")
     args = parser.parse_args()
     out: dict = {}
@@ -73,20 +75,20 @@ def main() -> None:
                          "prdc": {"features": "lenet", "k": 5}}}
         cfg = config_from_dict(tree)
         data = load_dataset(cfg.data, cfg.seed)
-        net = L.load_or_train(args.data_root, "mnist", data.train_x, data.train_y, data.test_x, data.test_y)
+        net = L.load_or_train("mnist", data.train_x, data.train_y, data.test_x, data.test_y, root=args.cache_root)
         out["lenet_train_s"], out["lenet_train_cpu_s"] = net.info["train_time_s"], net.info["train_cpu_s"]
         out["lenet_test_accuracy"] = net.test_accuracy
         print(f"lenet: trained on 60,000 MNIST images in {out['lenet_train_s']:.1f} s wall, "
               f"{out['lenet_train_cpu_s']:.1f} s CPU (1 thread), test accuracy {100 * net.test_accuracy:.2f}%, "
               f"sha256 {net.weights_sha256[:12]}")
         t = time.perf_counter()
-        again = L.load_or_train(args.data_root, "mnist", data.train_x, data.train_y, data.test_x, data.test_y)
+        again = L.load_or_train("mnist", data.train_x, data.train_y, data.test_x, data.test_y, root=args.cache_root)
         out["lenet_cache_load_s"] = round(time.perf_counter() - t, 3)
         assert again.weights_sha256 == net.weights_sha256
 
         # 2. one evaluation, one thread
         from harness.archs import build_autoencoder
-        from harness.evaluators import EVALUATORS
+        from harness.evaluators import build_evaluator, make_context
         from harness.priors import build_prior
 
         torch.set_num_threads(1)
@@ -99,7 +101,7 @@ def main() -> None:
                                       "eval": {**tree["eval"],
                                                "fid": {**tree["eval"]["fid"], "num_samples": n, "reference_samples": 10000},
                                                "prdc": {"features": "lenet", "k": 5, "num_samples": n}}})
-                ev = EVALUATORS.get(metric)(t, data, prior, torch.device("cpu"), None)
+                ev = build_evaluator(metric, make_context(t, data, prior, "cpu", None))
                 with torch.no_grad(), threadpool_limits(1):  # numpy's BLAS on one thread too
                     seconds, cpu, values = median_time(lambda: ev(model, 1))
                 out[f"{metric}_eval_{n}_s"], out[f"{metric}_eval_{n}_cpu_s"] = round(seconds, 3), round(cpu, 3)

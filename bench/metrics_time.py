@@ -34,9 +34,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
+from harness.evaluators.feature_cache import reference_statistics, stats_determinants
+from harness.evaluators.feature_nets import INCEPTION_EXTRACTOR
 from harness.evaluators.fid import FIDConfig
 from harness.metrics import fid as M
 
@@ -80,8 +83,11 @@ def child_fid(gen_path: str, ref_path: str, cache_dir: str) -> None:
     t0 = time.perf_counter()
     net = M.load_fid_network(cfg.weights, cfg.dims)
     extract = lambda x: M.inception_features(x, net, cfg.batch_size)  # noqa: E731
-    cache = M.reference_cache_path(cache_dir, "bench", "test", ref, net.weights_sha256, cfg.dims)
-    reference, from_cache = M.reference_statistics(ref, extract, cache, cfg.dims)
+    space = SimpleNamespace(name="inception", dims=net.dims, weights_sha256=net.weights_sha256,
+                            extractor=INCEPTION_EXTRACTOR)
+    reference, entry = reference_statistics(cache_dir, stats_determinants("bench", "test", ref, space), ref,
+                                            cfg.dims, extract, print)
+    from_cache = entry["read_from_cache"]
     t1 = time.perf_counter()
     stats = M.FeatureStats.from_features(extract(gen))
     t2 = time.perf_counter()

@@ -9,7 +9,11 @@ writes, atomically, into ``results/<sweep>/``:
   diverged / failed as the run folder records it, see :func:`harness.run_folder.disk_state`;
   ``unreadable`` when its status.json cannot be read), ``epochs`` (the last epoch logged),
   ``wall_time_s``, ``in_sweep`` (whether the run belongs to the sweep's latest expansion),
-  ``warning`` (the run's health warnings, :mod:`harness.health`), ``problems`` (what is broken in the folder, empty when nothing), then the
+  ``warning`` (the run's health warnings, :mod:`harness.health`), ``problems`` (what is broken in the folder, empty when nothing),
+  the unit of the values measured in a feature space: ``<group>_features`` (e.g.
+  ``fid_features`` = ``lenet-128`` or ``inception-2048``) and ``<group>_features_sha256`` (the
+  network's weights) for each provenance file of the run that names one
+  (:func:`harness.run_folder.feature_spaces`; ``fid`` stays the metric's key), then the
   final metrics (the last readable line of ``metrics.jsonl``);
 * ``curves.csv``: one row per run and logged epoch: ``id``, ``name``, the varied keys,
   ``epoch`` and every metric logged that epoch (epoch 0 = evaluation at initialisation).
@@ -39,7 +43,7 @@ import pandas as pd
 
 from harness.atomic import write_text_if_changed
 from harness.run_folder import (
-    CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
+    CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state, feature_spaces,
     read_config_tree, read_json_file, read_metrics, read_status, run_dir, sweep_dir,
 )
 from harness.dotted import lookup
@@ -148,7 +152,7 @@ def collect(sweep: str | Path, results: str | Path = "results",
     entries += earlier_runs(folder, current, varied_keys, name_keys, warn)
 
     fixed = set(RUN_COLUMNS) | set(STATE_COLUMNS) | set(varied_keys)
-    run_rows, curve_rows, final_keys, curve_keys = [], [], [], []
+    run_rows, curve_rows, final_keys, curve_keys, unit_keys = [], [], [], [], []
     for entry, path in entries:
         varied = entry.get("varied") if isinstance(entry.get("varied"), dict) else {}
         head = {"id": entry["id"], "name": entry.get("name", ""),
@@ -164,6 +168,10 @@ def collect(sweep: str | Path, results: str | Path = "results",
                    wall_time_s=(status or {}).get("wall_time_s"), in_sweep=entry["id"] in current,
                    warning="; ".join(map(str, warnings)) if isinstance(warnings, list) else "",
                    problems="; ".join(problems) if problems else None)
+        for group, (_, space) in feature_spaces(path).items():
+            units = {f"{group}_features": space.label, f"{group}_features_sha256": space.weights_sha256}
+            row.update(units)
+            unit_keys += [k for k in units if k not in unit_keys]
         for key, value in (metrics[-1] if metrics else {}).items():
             if key != "epoch":
                 col = _renamed(key, fixed)
@@ -180,7 +188,7 @@ def collect(sweep: str | Path, results: str | Path = "results",
                     curve_keys.append(col)
             curve_rows.append(crow)
 
-    runs = pd.DataFrame(run_rows, columns=[*RUN_COLUMNS, *varied_keys, *STATE_COLUMNS, *final_keys])
+    runs = pd.DataFrame(run_rows, columns=[*RUN_COLUMNS, *varied_keys, *STATE_COLUMNS, *unit_keys, *final_keys])
     curves = pd.DataFrame(curve_rows, columns=[*RUN_COLUMNS, *varied_keys, "epoch", *curve_keys])
     return runs, curves
 

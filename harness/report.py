@@ -143,7 +143,8 @@ def runs_table(runs: pd.DataFrame, varied: list[str]) -> str:
     metric_cols.sort(key=lambda c: (HEADLINE.index(c) if c in HEADLINE else len(HEADLINE),
                                     c in ("lr", "epoch_time_s") or c.startswith("reg_")))
     named = [k for k in varied if k in runs.columns] or ["name"]  # the varied keys say what the name says
-    columns = ["id", *named, "status", *metric_cols, "epochs", "wall_time_s"]
+    units = [c for c in runs.columns if c.endswith(("_features", "_features_sha256"))]  # feature spaces (collect)
+    columns = ["id", *named, "status", *units, *metric_cols, "epochs", "wall_time_s"]
     head = "".join(f'<th data-col="{_e(c)}">{_e(c)}</th>' for c in columns)
     body = []
     for _, row in runs.iterrows():

@@ -138,6 +138,51 @@ def read_config_tree(run_dir: str | Path) -> dict | None:
     return tree if isinstance(tree, dict) else None
 
 
+# ---------------------------------------------------------------------------- feature spaces (units)
+
+PROVENANCE_SUFFIX = "_provenance.json"  # <group>_provenance.json: what an evaluator's values depend on
+# files written before provenance files listed their metric keys (the fid and prdc evaluators)
+LEGACY_PROVENANCE_METRICS = {"fid": ("fid", "kid", "kid_std", "fid_n"),
+                             "prdc": ("precision", "recall", "density", "coverage")}
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The unit of values measured in a feature network's space, from a provenance file."""
+
+    label: str  # "<network>-<dims>", e.g. lenet-128, inception-2048
+    weights_sha256: str  # identifies the network
+    test_accuracy: float | None = None  # of a domain classifier
+
+    def caption(self) -> str:
+        acc = f", test accuracy {100 * self.test_accuracy:.2f}%" if self.test_accuracy is not None else ""
+        return f"{self.label} (sha256 {self.weights_sha256[:12]}{acc})"
+
+
+def feature_spaces(run_dir: str | Path) -> dict[str, tuple[tuple[str, ...], FeatureSpace]]:
+    """``{group: (metric keys, feature space)}`` of a run folder: one entry per readable
+    ``<group>_provenance.json`` that names a feature space (``features``, ``dims``,
+    ``weights_sha256``); its metric keys are the file's ``metrics`` list."""
+    out = {}
+    folder = Path(run_dir)
+    for path in sorted(folder.glob(f"*{PROVENANCE_SUFFIX}")) if folder.is_dir() else []:
+        prov = read_json_file(path)
+        group = path.name[: -len(PROVENANCE_SUFFIX)]
+        try:
+            space = FeatureSpace(f"{prov['features']}-{int(prov['dims'])}", str(prov["weights_sha256"]),
+                                 prov.get("test_accuracy"))
+        except (KeyError, TypeError, ValueError):
+            continue
+        metrics = prov.get("metrics", LEGACY_PROVENANCE_METRICS.get(group, ()))
+        out[group] = (tuple(m for m in metrics if isinstance(m, str)), space)
+    return out
+
+
+def feature_space(run_dir: str | Path, metric: str) -> FeatureSpace | None:
+    """The feature space ``metric`` was measured in, in this run folder (None: not one)."""
+    return next((space for metrics, space in feature_spaces(run_dir).values() if metric in metrics), None)
+
+
 @dataclass
 class Metrics:
     """The readable rows of a metrics.jsonl and what was wrong with the rest."""

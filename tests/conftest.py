@@ -17,7 +17,7 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "MOCA_DATA_ROOT" not in os.environ and SHARED_DATA.is_dir():
     os.environ["MOCA_DATA_ROOT"] = str(SHARED_DATA)
-# Feature networks the tests train (harness/metrics/lenet.py) go to a git-ignored folder of the
+# Feature networks the tests train (harness/evaluators/lenet_training.py) go to a git-ignored folder of the
 # checkout, never into the shared data copy or the user's cache; kept between local runs.
 os.environ.setdefault("MOCA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "tests"))
 

@@ -15,7 +15,7 @@ from torch import nn
 from harness.archs import AutoEncoder
 from harness.config import RunConfig
 from harness.datasets import DataBundle
-from harness.evaluators import EVALUATORS
+from harness.evaluators import build_evaluator, make_context
 from harness.evaluators.artifacts import LABEL_GAP, grid_scale, labelled_grid, raw_grid
 from harness.metrics.recon import reconstruction_error, summed_squared_error
 from harness.priors import build_prior
@@ -47,7 +47,7 @@ def _cfg(prior="sphere"):
 
 def _build(name, data, prior_name="sphere", run_dir=None, cfg=None):
     cfg = cfg or _cfg(prior_name)
-    return EVALUATORS.get(name)(cfg, data, build_prior(prior_name, D), torch.device("cpu"), run_dir)
+    return build_evaluator(name, make_context(cfg, data, build_prior(prior_name, D), "cpu", run_dir))
 
 
 # ---------------------------------------------------------------- reconstruction error

@@ -217,55 +217,73 @@ def _counting_extractor(dims: int = 6):
     return extract, calls
 
 
+class _Space:
+    """A stand-in feature network: what the statistics' key reads of one."""
+
+    def __init__(self, sha="ab" * 32, dims=6, name="inception", extractor="test-v1"):
+        self.name, self.dims, self.weights_sha256, self.extractor = name, dims, sha, extractor
+
+
+def _stats(folder, images, extract, split="test", space=None, notices=None):
+    from harness.evaluators import feature_cache as C
+
+    found = C.stats_determinants("cifar10", split, images, space or _Space())
+    notices = [] if notices is None else notices
+    return C.reference_statistics(folder, found, images, 6, extract, notices.append)
+
+
 def test_reference_statistics_are_computed_once_then_read_from_cache(tmp_path):
     images = smooth_images(12, size=4)
     extract, calls = _counting_extractor()
-    path = M.reference_cache_path(tmp_path, "cifar10", "test", images, "ab" * 32, dims=6)
-    first, cached = M.reference_statistics(images, extract, path, dims=6)
-    assert (calls, cached) == ([12], False) and path.is_file()
-    second, cached = M.reference_statistics(images, extract, path, dims=6)
-    assert (calls, cached) == ([12], True)
+    first, entry = _stats(tmp_path, images, extract)
+    path = Path(entry["path"])
+    assert (calls, entry["read_from_cache"]) == ([12], False) and path.is_file()
+    second, again = _stats(tmp_path, images, extract)
+    assert again["read_from_cache"] and again["key"] == entry["key"]
+    assert calls == [12, 8]  # only the spot check (8 images) is extracted again
     np.testing.assert_array_equal(second.mu, first.mu)
     np.testing.assert_array_equal(second.sigma, first.sigma)
     np.testing.assert_array_equal(second.features, first.features.astype(np.float32))
     np.testing.assert_allclose(first.sigma, np.cov(extract(images), rowvar=False))
 
-    # The key holds dataset, split, shape, N, dims, weights and pixels.
-    name = path.name
-    assert name.startswith("cifar10-test-3x4x4-n12-d6-wabababababab-x")
-    other = [M.reference_cache_path(tmp_path, "cifar10", "train", images, "ab" * 32, 6),
-             M.reference_cache_path(tmp_path, "cifar10", "test", images[:11], "ab" * 32, 6),
-             M.reference_cache_path(tmp_path, "cifar10", "test", images, "cd" * 32, 6),
-             M.reference_cache_path(tmp_path, "cifar10", "test", 255 - images, "ab" * 32, 6)]
-    assert len({p.name for p in other} | {name}) == 5
+    # The key binds split, N, weights, extractor version and pixels: each is another entry.
+    assert path.name.startswith("cifar10-test-n12-") and entry["key"][:16] in path.name
+    keys = {entry["key"], _stats(tmp_path, images, extract, split="train")[1]["key"],
+            _stats(tmp_path, images[:11], extract)[1]["key"],
+            _stats(tmp_path, images, extract, space=_Space(sha="cd" * 32))[1]["key"],
+            _stats(tmp_path, images, extract, space=_Space(extractor="test-v2"))[1]["key"],
+            _stats(tmp_path, 255 - images, extract)[1]["key"]}
+    assert len(keys) == 6
 
-    # A damaged file is recomputed and replaced.
+    # A damaged file is recomputed and replaced, with a one-line notice.
     path.write_bytes(b"truncated")
-    _, cached = M.reference_statistics(images, extract, path, dims=6)
-    assert not cached and len(calls) == 3
-    assert M.reference_statistics(images, extract, path, dims=6)[1]
+    notices: list[str] = []
+    _, entry = _stats(tmp_path, images, extract, notices=notices)
+    assert not entry["read_from_cache"] and len(notices) == 1 and "unreadable" in notices[0]
+    assert _stats(tmp_path, images, extract)[1]["read_from_cache"]
 
 
 def test_concurrent_writers_leave_one_complete_cache_file(tmp_path):
     images = smooth_images(10, size=4)
-    path = tmp_path / "ref.npz"
     extract, _ = _counting_extractor()
     barrier = threading.Barrier(4)
 
     def slow_extract(x):  # every writer computes before any of them renames
-        barrier.wait(timeout=30)
+        if len(x) == len(images):
+            barrier.wait(timeout=30)
         return extract(x)
 
     results = []
-    threads = [threading.Thread(target=lambda: results.append(M.reference_statistics(images, slow_extract, path, 6)))
+    threads = [threading.Thread(target=lambda: results.append(_stats(tmp_path, images, slow_extract)))
                for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert [cached for _, cached in results] == [False] * 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.npz"]  # no temporary files left
-    loaded = M.FeatureStats.load(path, 10, 6)
+    assert [entry["read_from_cache"] for _, entry in results] == [False] * 4
+    assert [p.name for p in tmp_path.iterdir()] == [Path(results[0][1]["path"]).name]  # no temporary files left
+    loaded, entry = _stats(tmp_path, images, extract)
+    assert entry["read_from_cache"]
     np.testing.assert_array_equal(loaded.mu, results[0][0].mu)
 
 
@@ -362,10 +380,11 @@ def _fid_setup(tmp_path):
 
 
 def test_fid_evaluator_values_cache_and_provenance(hub, tmp_path):
-    from harness.evaluators.fid import PROVENANCE_FILE, FIDEvaluator
+    from harness.evaluators.fid import PROVENANCE_FILE
+    from harness.evaluators import build_evaluator, make_context
 
     cfg, data, prior, model = _fid_setup(tmp_path)
-    ev = FIDEvaluator(cfg, data, prior, torch.device("cpu"), run_dir=tmp_path / "run")
+    ev = build_evaluator("fid", make_context(cfg, data, prior, "cpu", tmp_path / "run"))
     out = ev(model, epoch=0)
     assert set(out) == {"fid", "kid", "kid_std", "fid_n"} and out["fid_n"] == 6
     assert all(isinstance(v, (int, float)) and np.isfinite(v) for v in out.values())
@@ -387,15 +406,15 @@ def test_fid_evaluator_values_cache_and_provenance(hub, tmp_path):
     assert prov["versions"]["pytorch-fid"] and not prov["reference_read_from_cache"]
 
     # A second run reuses the reference statistics and reproduces the values.
-    again = FIDEvaluator(cfg, data, prior, torch.device("cpu"), run_dir=tmp_path / "run2")
+    again = build_evaluator("fid", make_context(cfg, data, prior, "cpu", tmp_path / "run2"))
     assert json.loads((tmp_path / "run2" / PROVENANCE_FILE).read_text())["reference_read_from_cache"]
     assert again(model, epoch=1) == out
 
 
 def test_fid_evaluator_rejects_vector_data(hub, tmp_path):
-    from harness.evaluators.fid import FIDEvaluator
+    from harness.evaluators import build_evaluator, make_context
 
     cfg, _, prior, _ = _fid_setup(tmp_path)
     vectors = DataBundle("synthetic", torch.zeros(5, 3), torch.zeros(5, 3))
     with pytest.raises(ConfigError, match="'fid' needs an image dataset"):
-        FIDEvaluator(cfg, vectors, prior, torch.device("cpu"))
+        build_evaluator("fid", make_context(cfg, vectors, prior, "cpu", None))

@@ -16,7 +16,7 @@ from torch import nn
 from harness.archs import AutoEncoder
 from harness.config import ConfigError, RunConfig
 from harness.datasets import DataBundle
-from harness.evaluators import EVALUATORS
+from harness.evaluators import build_evaluator, make_context
 from harness.metrics import image_swd as S
 from harness.priors import build_prior
 from harness.seeding import derive_seed, make_generator
@@ -175,7 +175,7 @@ def test_evaluator_compares_fixed_quantised_samples_with_the_split():
     imgs = torch.randint(0, 256, (30, 3, 32, 32), generator=_gen(0), dtype=torch.uint8)
     data = DataBundle("rand", imgs[:20], imgs[20:])
     prior = build_prior("sphere", 8)
-    ev = EVALUATORS.get("image_swd")(cfg, data, prior, torch.device("cpu"), None)
+    ev = build_evaluator("image_swd", make_context(cfg, data, prior, "cpu", None))
     model = _tiny_model(3, 32)
     out = ev(model, 0)
     assert set(out) == {"image_swd", "image_swd_res32", "image_swd_res16"}
@@ -187,4 +187,4 @@ def test_evaluator_compares_fixed_quantised_samples_with_the_split():
     assert out["image_swd"] == pytest.approx(ref["mean"], rel=1e-6)
     vectors = DataBundle("vec", torch.randn(20, 5), torch.randn(10, 5))
     with pytest.raises(ConfigError, match="image dataset"):
-        EVALUATORS.get("image_swd")(cfg, vectors, prior, torch.device("cpu"), None)
+        build_evaluator("image_swd", make_context(cfg, vectors, prior, "cpu", None))

@@ -285,3 +285,122 @@ def test_sweep_run_folder_linked_outside_is_one_line(tmp_path, capsys, tiny_tree
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is outside" in err and "remove the link" in err, err
     assert not any(outside.iterdir()) and not (tmp_path / "results" / "s" / "sweep.json").exists()
+
+
+# ---------------------------------------------------------------------------- trusted caches (issue 20)
+# Cached reference statistics and feature networks are content-addressed and verified on load:
+# a poisoned or swapped file is recomputed with a one-line notice, never used.
+
+
+def _domain_fid_setup(tmp_path, monkeypatch):
+    """A digits run measuring FID in a short-recipe lenet space; (evaluator factory, model)."""
+    import torch
+
+    from harness.config import config_from_dict
+    from harness.datasets import load_dataset
+    from harness.evaluators import build_evaluator, lenet_training, make_context
+    from harness.priors import build_prior
+
+    monkeypatch.setattr(lenet_training, "RECIPE", {**lenet_training.RECIPE, "steps": 40, "batch_size": 64})
+    monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "nets"))
+    cfg = config_from_dict({"data": {"name": "digits"},
+                            "eval": {"metrics": ["fid"], "fid": {"features": "lenet", "num_samples": 120,
+                                                                  "kid_subsets": 2, "cache_dir": str(tmp_path / "fid")}}})
+    data = load_dataset(cfg.data)
+
+    class Decoder(torch.nn.Module):  # "generates" test images picked by the latent's first coordinate
+        def forward(self, z):
+            idx = ((z[:, 0] + 1) / 2 * (len(data.test_x) - 1)).round().long()
+            return data.test_x[idx].float() / 255
+
+    model = torch.nn.Module()
+    model.decoder = Decoder()
+    return (lambda run: build_evaluator("fid", make_context(cfg, data, build_prior("sphere", 4), "cpu",
+                                                             tmp_path / run))), model
+
+
+def _provenance(tmp_path, run):
+    import json
+
+    return json.loads((tmp_path / run / "fid_provenance.json").read_text())
+
+
+def test_poisoned_reference_statistics_are_recomputed_with_a_notice(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    make, model = _domain_fid_setup(tmp_path, monkeypatch)
+    clean = make("clean")(model, 1)
+    prov = _provenance(tmp_path, "clean")
+    path = prov["reference_cache"]
+    assert len(prov["reference_cache_key"]) == 64 and prov["reference_cache_key"][:16] in path
+    capsys.readouterr()
+    with np.load(path) as f:
+        entry = dict(f)
+    # consistent poison: other features, with their own mean and covariance, under the right key
+    features = entry["features"][::-1] * 0.5
+    np.savez(path, **{**entry, "features": features, "mu": features.mean(0),
+                      "sigma": np.cov(features.astype(np.float64), rowvar=False)})
+    poisoned = make("poisoned")(model, 1)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reference statistics" in err[0] and "recomputing" in err[0]
+    assert poisoned == clean and not _provenance(tmp_path, "poisoned")["reference_read_from_cache"]
+    # a file of another entry copied over this one: its key gives it away
+    np.savez(path, **{**entry, "key": np.array("0" * 64)})
+    assert make("foreign")(model, 1) == clean
+    assert "is not" in capsys.readouterr().err
+    assert make("again")(model, 1) == clean and _provenance(tmp_path, "again")["reference_read_from_cache"]
+
+
+def test_a_swapped_feature_network_with_a_consistent_record_is_detected(tmp_path, monkeypatch, capsys):
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from harness.datasets import load_dataset
+    from harness.config import DataConfig
+    from harness.evaluators import lenet_training as T
+    from harness.metrics.fid import sha256_file
+
+    make, model = _domain_fid_setup(tmp_path, monkeypatch)
+    clean = make("clean")(model, 1)
+    prov = _provenance(tmp_path, "clean")
+    weights = Path(prov["weights_path"])
+    record = weights.parent / (weights.name.split("-w")[0] + ".json")
+    assert prov["weights_sha256"] == sha256_file(weights) and record.is_file()
+    # another network (trained on shuffled labels), written over the cached one
+    digits = load_dataset(DataConfig(name="digits"))
+    other = T.train_lenet(digits.train_x, digits.train_y[torch.randperm(len(digits.train_y))], 10, T.RECIPE)
+    torch.save(other.state_dict(), weights)
+    info = json.loads(record.read_text())
+    for rename in (False, True):  # the record's checksum updated; then the file renamed to match too
+        info["weights_sha256"] = sha256_file(weights)
+        if rename:
+            new = weights.parent / f"{record.stem}-w{info['weights_sha256'][:16]}.pt"
+            weights.replace(new)
+            weights, info["weights_file"] = new, new.name
+        record.write_text(json.dumps(info))
+        capsys.readouterr()
+        assert make(f"swapped{rename}")(model, 1) == clean
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "swapped" in err[0] and "training it" in err[0]
+        assert _provenance(tmp_path, f"swapped{rename}")["weights_sha256"] == prov["weights_sha256"]
+        weights = Path(_provenance(tmp_path, f"swapped{rename}")["weights_path"])
+        torch.save(other.state_dict(), weights)
+        info = json.loads(record.read_text())
+
+
+def test_a_cache_file_that_is_a_symlink_out_of_its_folder_is_refused_in_one_line(tmp_path):
+    from harness.evaluators import feature_cache as C
+    from harness.run_folder import PathEscape
+
+    folder, outside = tmp_path / "cache", tmp_path / "elsewhere.npz"
+    folder.mkdir()
+    outside.write_bytes(b"not yours")
+    (folder / "mnist-test-n10-0123456789abcdef.npz").symlink_to(outside)
+    with pytest.raises(PathEscape) as err:
+        C.stats_path(folder, "mnist", "test", 10, "0123456789abcdef" * 4)
+    assert "outside" in str(err.value) and "\n" not in str(err.value)
+    for name in ("../x.npz", "a/b.npz", ".."):
+        with pytest.raises(PathEscape):
+            C.confined(folder, name)

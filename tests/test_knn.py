@@ -30,7 +30,7 @@ def test_hand_made_clusters():
 
 def test_evaluator_and_config_checks(tmp_path):
     from harness.datasets import load_dataset
-    from harness.evaluators.knn import KNNEvaluator
+    from harness.evaluators import build_evaluator, make_context
     from harness.priors import build_prior
 
     cfg = config_from_dict({"data": {"name": "digits"}, "eval": {"metrics": ["knn"], "knn": {"k": 3, "num_train": 500}}})
@@ -38,7 +38,7 @@ def test_evaluator_and_config_checks(tmp_path):
     prior = build_prior("sphere", 64)
     model = torch.nn.Module()
     model.encoder = torch.nn.Flatten()  # pixels as latents (projected onto the sphere)
-    ev = KNNEvaluator(cfg, data, prior, torch.device("cpu"))
+    ev = build_evaluator("knn", make_context(cfg, data, prior, "cpu", None))
     acc = ev(model, 1)["knn_acc"]
     z = lambda x: torch.nn.functional.normalize(x.float().flatten(1) / 255, dim=1)  # noqa: E731
     assert acc == pytest.approx(knn_accuracy(z(data.train_x[:500]), data.train_y[:500], z(data.test_x), data.test_y, 3))

@@ -16,7 +16,7 @@ from harness.archs import AutoEncoder
 from harness.atomic import read_jsonl
 from harness.config import RunConfig
 from harness.datasets import DataBundle
-from harness.evaluators import EVALUATORS
+from harness.evaluators import build_evaluator, make_context
 from harness.metrics import latent as L
 from harness.priors import build_prior
 
@@ -97,7 +97,7 @@ def _setup(prior_name: str, encoder: nn.Module, n_train: int = 300, d: int = 8, 
     data = DataBundle("vectors", x, torch.randn(20, d, generator=_gen(12)))
     prior = build_prior(prior_name, d)
     model = AutoEncoder(encoder, nn.Linear(d, d)).eval()
-    ev = EVALUATORS.get("latent")(cfg, data, prior, torch.device("cpu"), tmp_path)
+    ev = build_evaluator("latent", make_context(cfg, data, prior, "cpu", tmp_path))
     return ev, model
 
 

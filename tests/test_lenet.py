@@ -1,4 +1,5 @@
-"""The domain feature network ``lenet`` (harness/metrics/lenet.py) and the domain FID.
+"""The domain feature network ``lenet`` (harness/metrics/lenet.py, harness/evaluators/lenet_training.py)
+and the domain FID.
 
 Fast tests train on scikit-learn's digits (offline, 1,500 images) with a short recipe; the
 MNIST recipe (>= 99% test accuracy) is checked by a slow test.
@@ -15,20 +16,12 @@ import torch
 
 from harness.config import ConfigError, DataConfig, RunConfig, config_from_dict
 from harness.datasets import load_dataset
+from harness.evaluators import feature_cache as C
+from harness.evaluators import lenet_training as T
 from harness.metrics import fid as M
 from harness.metrics import lenet as L
 
-SHORT = {**L.RECIPE, "steps": 40, "batch_size": 64}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache_in_the_data_root(tmp_path_factory):
-    """These tests are about the cache under the data root: no MOCA_CACHE_DIR (the suite sets
-    one, tests/conftest.py), and an empty user cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MOCA_CACHE_DIR", raising=False)
-        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user_cache")))
-        yield
+SHORT = {**T.RECIPE, "steps": 40, "batch_size": 64}
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +31,17 @@ def digits():
 
 @pytest.fixture(scope="module")
 def trained(digits, tmp_path_factory):
-    """(data root, network, notices): the short recipe trained once into a fresh cache."""
-    root, notices = tmp_path_factory.mktemp("data_root"), []
+    """(cache root, network, notices): the short recipe trained once into a fresh cache."""
+    root, notices = tmp_path_factory.mktemp("cache_root"), []
     before = torch.get_rng_state()
     net = _train(digits, root, notices)
     assert torch.equal(torch.get_rng_state(), before)  # the run's random streams are untouched
     return root, net, notices
 
 
-def _train(digits, root, notices, recipe=SHORT):
-    return L.load_or_train(root, "digits", digits.train_x, digits.train_y, digits.test_x, digits.test_y,
-                           recipe=recipe, notice=notices.append)
+def _train(digits, root, notices, recipe=SHORT, train_y=None):
+    return T.load_or_train("digits", digits.train_x, digits.train_y if train_y is None else train_y,
+                           digits.test_x, digits.test_y, recipe=recipe, notice=notices.append, root=root)
 
 
 def test_lenet_features_shape_and_resizing():
@@ -58,26 +51,29 @@ def test_lenet_features_shape_and_resizing():
     assert net(torch.rand(2, 3, 28, 28)).shape == (2, 4)
 
 
-def test_cache_is_reused_verified_and_retrained_deterministically_when_corrupt(digits, trained, tmp_path):
+def test_cache_is_content_addressed_reused_verified_and_retrained_deterministically(digits, trained, tmp_path):
     root, first, first_notices = trained
     assert len(first_notices) == 1 and "is missing; training it" in first_notices[0]
     assert "\n" not in first_notices[0]
     assert first.test_accuracy > 0.8  # 10 classes: chance is 0.1
     path = first.weights_path
-    assert path.parent == root / L.CACHE_SUBDIR and path.name.startswith("lenet-digits-1x8x8-r")
-    info = json.loads(L.sidecar_path(path).read_text())
-    assert info["weights_sha256"] == L.sha256_file(path) == first.weights_sha256
-    assert info["test_accuracy"] == first.test_accuracy and info["n_train"] == len(digits.train_x)
+    assert path.parent == root / C.NETS_SUBDIR and path.name.startswith(f"lenet-digits-{first.key[:16]}-w")
+    assert path.name.endswith(f"-w{first.weights_sha256[:16]}.pt")  # named by its own content
+    record = C.record_path(root, "lenet", "digits", first.key)
+    info = json.loads(record.read_text())
+    assert info["weights_sha256"] == M.sha256_file(path) == first.weights_sha256
+    assert info["key"] == first.key == C.content_key(info["determinants"])
+    assert info["test_accuracy"] == first.test_accuracy and info["determinants"]["n_train"] == len(digits.train_x)
 
     # A copy of the cache is reused: no notice, same weights, same features.
-    (tmp_path / L.CACHE_SUBDIR).mkdir()
-    for f in (path, L.sidecar_path(path)):
-        (tmp_path / L.CACHE_SUBDIR / f.name).write_bytes(f.read_bytes())
+    (tmp_path / C.NETS_SUBDIR).mkdir()
+    for f in (path, record):
+        (tmp_path / C.NETS_SUBDIR / f.name).write_bytes(f.read_bytes())
     notices: list[str] = []
     second = _train(digits, tmp_path, notices)
     assert notices == [] and second.weights_sha256 == first.weights_sha256
     x = digits.test_x[:7]
-    np.testing.assert_array_equal(L.lenet_features(x, first), L.lenet_features(x, second))
+    np.testing.assert_array_equal(L.lenet_features(x, first.net), L.lenet_features(x, second.net))
 
     # One flipped byte: the hash check catches it and the network is retrained, identically.
     copy = second.weights_path
@@ -89,38 +85,45 @@ def test_cache_is_reused_verified_and_retrained_deterministically_when_corrupt(d
     assert third.weights_sha256 == first.weights_sha256  # deterministic training
     assert _train(digits, tmp_path, notices).weights_sha256 == first.weights_sha256 and len(notices) == 1
 
-    # Another recipe or other training pixels are another cache entry.
-    assert L.cache_path(root, "digits", digits.train_x, {**SHORT, "steps": 61}) != path
-    assert L.cache_path(root, "digits", 255 - digits.train_x, SHORT) != path
-    assert L.cache_path(root, "digits", digits.train_x, SHORT) == path
+    # Another recipe, other training pixels or other labels are another cache entry.
+    keys = {first.key}
+    for recipe, x, y in [({**SHORT, "steps": 61}, digits.train_x, digits.train_y),
+                         (SHORT, 255 - digits.train_x, digits.train_y),
+                         (SHORT, digits.train_x, (digits.train_y + 1) % 10)]:
+        keys.add(C.content_key(T.determinants("digits", x, y, digits.test_x, digits.test_y, recipe)))
+    assert len(keys) == 4
 
 
-def test_a_data_root_that_cannot_be_written_is_read_and_the_cache_goes_elsewhere(digits, trained, tmp_path,
-                                                                               monkeypatch):
-    root, first, _ = trained
-    read_only = {root, tmp_path / "empty_data"}
-    monkeypatch.setattr(L, "_writable", lambda r, real=L._writable: r not in read_only and real(r))
-    # a network cached in a read-only data root is used as it is
+def test_the_cache_goes_to_moca_cache_dir_or_the_user_cache_never_the_data_root(digits, tmp_path, monkeypatch):
+    """Issue 19.4: the data root may be a shared copy; nothing is written there."""
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    monkeypatch.delenv("MOCA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert C.cache_root() == tmp_path / "xdg" / "moca-harness"
+    monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "mine"))
+    assert C.cache_root() == tmp_path / "mine"
+    cfg = config_from_dict({"data": {"name": "digits", "root": str(data_root)},
+                            "eval": {"metrics": ["fid"], "fid": {"features": "lenet"}}})
+    monkeypatch.setattr(T, "RECIPE", {**SHORT, "steps": 3})
+    from harness.evaluators.feature_nets import prepare_feature_nets
+
     notices: list[str] = []
-    assert _train(digits, root, notices).weights_path == first.weights_path and notices == []
-    # none there: trained once into MOCA_CACHE_DIR, then reused from it
-    monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "cache"))
-    net = _train(digits, tmp_path / "empty_data", notices)
-    assert net.weights_path.parent == tmp_path / "cache" / L.CACHE_SUBDIR and len(notices) == 1
-    assert net.weights_sha256 == first.weights_sha256
-    assert _train(digits, tmp_path / "empty_data", notices).weights_path == net.weights_path and len(notices) == 1
+    (net,) = prepare_feature_nets(cfg, digits, notices.append)
+    assert net.weights_path.parent == tmp_path / "mine" / C.NETS_SUBDIR and len(notices) == 1
+    assert list(data_root.iterdir()) == []
     # nowhere to write: one line that says what to set
-    monkeypatch.setattr(L, "_writable", lambda r: False)
+    monkeypatch.setenv("MOCA_CACHE_DIR", "/proc/no-such-folder")
     with pytest.raises(OSError) as err:
-        _train(digits, tmp_path / "other", notices, recipe={**SHORT, "steps": 41})
+        _train(digits, None, notices, recipe={**SHORT, "steps": 4})
     assert "MOCA_CACHE_DIR" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_lenet_features_are_uint8_only(digits, trained):
     net = trained[1]
     with pytest.raises(TypeError):
-        L.lenet_features(digits.test_x.float(), net)
-    feats = L.lenet_features(digits.test_x, net, batch_size=50)
+        L.lenet_features(digits.test_x.float(), net.net)
+    feats = L.lenet_features(digits.test_x, net.net, batch_size=50)
     assert feats.dtype == np.float64 and feats.shape == (len(digits.test_x), 128) and (feats >= 0).all()
     expected = net.net.features(digits.test_x[:3].float() / 255).double().detach().numpy()
     np.testing.assert_allclose(feats[:3], expected, rtol=1e-5, atol=1e-6)
@@ -142,17 +145,19 @@ class _Decoder(torch.nn.Module):
 
 
 def test_domain_fid_evaluator(digits, trained, tmp_path, monkeypatch):
-    from harness.evaluators.fid import PROVENANCE_FILE, FIDEvaluator
+    from harness.evaluators.fid import PROVENANCE_FILE
+    from harness.evaluators import build_evaluator, make_context
     from harness.priors import build_prior
 
-    monkeypatch.setattr(L, "RECIPE", SHORT)
-    root, net, _ = trained  # the evaluator finds it in the cache under data.root
-    cfg = config_from_dict({"data": {"name": "digits", "root": str(root)},
+    monkeypatch.setattr(T, "RECIPE", SHORT)
+    root, net, _ = trained  # the evaluator finds it in the cache (MOCA_CACHE_DIR)
+    monkeypatch.setenv("MOCA_CACHE_DIR", str(root))
+    cfg = config_from_dict({"data": {"name": "digits"},
                             "eval": {"metrics": ["fid"], "fid": {"features": "lenet", "num_samples": 200,
                                                                   "reference_samples": 250, "kid_subsets": 3,
                                                                   "cache_dir": str(tmp_path / "fid")}}})
     prior = build_prior("sphere", 4)
-    ev = FIDEvaluator(cfg, digits, prior, torch.device("cpu"), run_dir=tmp_path / "run")
+    ev = build_evaluator("fid", make_context(cfg, digits, prior, "cpu", tmp_path / "run"))
     prov = json.loads((tmp_path / "run" / PROVENANCE_FILE).read_text())
     assert prov["features"] == "lenet" and prov["dims"] == 128 and prov["n_reference"] == 250
     assert prov["weights_sha256"] == net.weights_sha256 and prov["test_accuracy"] == net.test_accuracy
@@ -162,8 +167,8 @@ def test_domain_fid_evaluator(digits, trained, tmp_path, monkeypatch):
     model.decoder = _Decoder(digits.test_x)
     out = ev(model, epoch=1)
     gen = ev.generate(model)
-    fg = M.FeatureStats.from_features(L.lenet_features(gen, net))
-    fr = M.FeatureStats.from_features(L.lenet_features(digits.test_x[:250], net))
+    fg = M.FeatureStats.from_features(L.lenet_features(gen, net.net))
+    fr = M.FeatureStats.from_features(L.lenet_features(digits.test_x[:250], net.net))
     assert out["fid"] == pytest.approx(M.frechet_distance(fg, fr), rel=1e-9) and out["fid_n"] == 200
 
     # Samples that miss half the classes are farther from the test set than real test images.
@@ -194,7 +199,7 @@ def test_bad_feature_settings_are_refused_at_config_validation():
 @pytest.mark.slow
 def test_mnist_recipe_reaches_99_percent(tmp_path):
     data = load_dataset(DataConfig(name="mnist", root=str(Path(__file__).resolve().parents[1] / "data")))
-    net = L.load_or_train(tmp_path, "mnist", data.train_x, data.train_y, data.test_x, data.test_y)
+    net = T.load_or_train("mnist", data.train_x, data.train_y, data.test_x, data.test_y, root=tmp_path)
     assert net.test_accuracy >= 0.99
 
 

@@ -59,8 +59,9 @@ class _Decoder(torch.nn.Module):
 
 def test_evaluator_in_the_domain_feature_space(tmp_path, monkeypatch):
     from harness.datasets import load_dataset
-    from harness.evaluators.prdc import PROVENANCE_FILE, PRDCEvaluator
-    from harness.metrics import lenet as L
+    from harness.evaluators.prdc import PROVENANCE_FILE
+    from harness.evaluators import build_evaluator, make_context
+    from harness.evaluators import lenet_training as L
     from harness.priors import build_prior
 
     monkeypatch.setattr(L, "RECIPE", {**L.RECIPE, "steps": 30, "batch_size": 64})
@@ -68,7 +69,7 @@ def test_evaluator_in_the_domain_feature_space(tmp_path, monkeypatch):
                             "eval": {"metrics": ["prdc"], "fid": {"cache_dir": str(tmp_path / "fid")},
                                      "prdc": {"features": "lenet", "k": 3, "num_samples": 100}}})
     data = load_dataset(cfg.data)
-    ev = PRDCEvaluator(cfg, data, build_prior("sphere", 4), torch.device("cpu"), run_dir=tmp_path / "run")
+    ev = build_evaluator("prdc", make_context(cfg, data, build_prior("sphere", 4), "cpu", tmp_path / "run"))
     prov = json.loads((tmp_path / "run" / PROVENANCE_FILE).read_text())
     assert prov["features"] == "lenet" and prov["k"] == 3 and prov["n_reference"] == 100
     model = torch.nn.Module()

@@ -84,7 +84,7 @@ def test_feature_network_is_loaded_once_in_the_submitting_process(tmp_path, caps
         calls.append((name, cfg.seed, len(data.train_x), device))
         raise OSError("no cache folder can be written; set MOCA_CACHE_DIR to a writable folder")
 
-    monkeypatch.setattr("harness.metrics.features.load_feature_net", fake_load)
+    monkeypatch.setattr("harness.evaluators.feature_nets.load_or_train_feature_net", fake_load)
     results = tmp_path / "results"
     path = mnist_sweep(tmp_path, SHARED_RAW.parents[1], metrics=["recon", "fid"],
                        fid={"features": "lenet", "num_samples": 16})

@@ -22,24 +22,17 @@ import json
 import os
 from pathlib import Path
 
+from harness.cache_dir import cache_root  # noqa: F401  (re-exported: the one cache folder)
+
 from harness.datasets._base import DATA_ROOT_ENV, DatasetMissing
 
 MIRROR_ENV = "MOCA_DATA_MIRROR"
-CACHE_ENV = "MOCA_CACHE_DIR"
+from harness.cache_dir import CACHE_ENV  # noqa: E402,F401
 STAMPS = "verified"
 
 
 class DataFileError(DatasetMissing):
     """A data file is present but is not the file it should be (md5 differs, unreadable)."""
-
-
-def cache_root() -> Path:
-    """The harness's own cache folder: ``$MOCA_CACHE_DIR``, else ``$XDG_CACHE_HOME/moca-harness``
-    (``~/.cache/moca-harness``)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "moca-harness"
 
 
 def md5_file(path: Path, chunk: int = 1 << 20) -> str:

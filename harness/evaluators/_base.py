@@ -4,11 +4,17 @@ An evaluator is one file: its class, registered with ``@EVALUATORS.register(name
 settings, a ``Config`` dataclass that becomes the block ``eval.<config_key>`` of every run config
 (:mod:`harness.plugin_settings`). Requirements on the rest of the run (an image dataset, class
 labels) are its ``check_run(cfg)``, called at validation, before anything starts.
+
+Constructed as ``E(config, ctx)``, like a regularizer: ``config`` is its own settings block
+(None without one) and ``ctx`` an :class:`EvalContext` with everything else it may use.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,11 +24,39 @@ from harness.registry import Registry
 EVALUATORS: Registry = Registry("metric", package="harness.evaluators")
 
 
+@dataclass
+class EvalContext:
+    """What an evaluator may use besides its own settings (built once per run by
+    :func:`make_context`, shared by the run's evaluators)."""
+
+    run: Any  # the RunConfig, read-only: the shared eval keys (cfg.eval.split, ...) and titles
+    data: Any  # the DataBundle as evaluated (eval.split: val puts the validation items in test_x)
+    prior: Any
+    device: torch.device
+    run_dir: Path | None  # where artifacts and provenance files go; None = do not write
+    seed: int  # eval.seed: every evaluator derives its random streams from it
+    features: Any  # harness.evaluators.feature_nets.FeatureNetworks: the feature-network provider
+
+
+def make_context(cfg, data, prior, device, run_dir=None) -> EvalContext:
+    """The evaluation context of a run; ``data`` is the run's bundle (its evaluation view is
+    taken here, :meth:`DataBundle.evaluation_view`)."""
+    from harness.evaluators.feature_nets import FeatureNetworks
+
+    data = data.evaluation_view(cfg.eval.split)
+    return EvalContext(cfg, data, prior, torch.device(device), Path(run_dir) if run_dir is not None else None,
+                       cfg.eval.seed, FeatureNetworks(cfg, data, device))
+
+
 class Evaluator(ABC):
     """Computes one group of metrics on a trained-so-far model.
 
     ``Config`` / ``config_key``: the evaluator's own settings and the name of their block under
     ``eval:`` (none by default). ``needs_images``: refused at validation for a vector dataset.
+    What its values depend on beyond the config goes to ``<name>_provenance.json`` in the run
+    folder, listing the metric keys it covers (``"metrics"``) and, for values measured in a
+    feature space, that space (:meth:`harness.evaluators.feature_nets.FeatureNet.provenance`),
+    which runs.csv turns into ``<name>_features`` (:func:`harness.run_folder.feature_spaces`).
     ``logs``: the metric keys it returns, as shell patterns (``image_swd_*``), so that a sweep
     that selects on a metric no run will log is refused before anything trains.
     """
@@ -32,12 +66,20 @@ class Evaluator(ABC):
     needs_images: bool = False
     logs: tuple[str, ...] = ()
 
-    def __init__(self, cfg, data, prior, device: torch.device, run_dir=None):
+    def __init__(self, config, ctx: EvalContext):
+        data = ctx.data
         if self.needs_images and not data.is_image:  # the guard behind check_run for direct construction
             raise ConfigError("eval.metrics", f"'{self.registered_name()}' needs an image dataset; {data.name} "
                                               "holds vectors")
-        self.cfg, self.data, self.prior, self.device = cfg, data, prior, device
-        self.run_dir = run_dir  # where artifacts (images, plots) go; None = do not write
+        self.config, self.ctx = config, ctx
+        self.data, self.prior, self.device = data, ctx.prior, ctx.device
+        self.run_dir = ctx.run_dir  # where artifacts (images, plots) go; None = do not write
+
+    @classmethod
+    def feature_nets(cls, config) -> list[str]:
+        """The feature networks this evaluator uses under its settings ``config`` (none by
+        default; a metric in a feature space returns the one it names)."""
+        return []
 
     @classmethod
     def registered_name(cls) -> str:
@@ -90,8 +132,14 @@ def latent_map(model, prior):
     return getattr(model, "latent_map", None) or prior.project
 
 
+def build_evaluator(name: str, ctx: EvalContext) -> Evaluator:
+    """Evaluator ``name`` with its own settings block of ``ctx.run`` and the context."""
+    cls = EVALUATORS.get(name)
+    return cls(getattr(ctx.run.eval, cls.config_key) if cls.config_key else None, ctx)
+
+
 def build_evaluators(cfg, data, prior, device, run_dir=None) -> list[Evaluator]:
-    """The evaluators of ``cfg.eval.metrics``; with ``eval.split: val`` they see the validation
-    split in place of the test split (:meth:`DataBundle.evaluation_view`)."""
-    data = data.evaluation_view(cfg.eval.split)
-    return [EVALUATORS.get(name)(cfg, data, prior, device, run_dir) for name in cfg.eval.metrics]
+    """The evaluators of ``cfg.eval.metrics``, sharing one context (:func:`make_context`); with
+    ``eval.split: val`` they see the validation split in place of the test split."""
+    ctx = make_context(cfg, data, prior, device, run_dir)
+    return [build_evaluator(name, ctx) for name in cfg.eval.metrics]

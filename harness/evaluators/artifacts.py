@@ -129,16 +129,16 @@ class Artifacts(Evaluator):
     Config = ArtifactsConfig
     config_key = "artifacts"
 
-    def __init__(self, cfg, data, prior, device, run_dir=None):
-        super().__init__(cfg, data, prior, device, run_dir)
-        self.acfg, seed = cfg.eval.artifacts, cfg.eval.seed
-        self.z = prior.sample(NUM_SAMPLES, generator=make_generator(seed, "artifacts", "samples"))
-        n_test = len(data.test_x)
+    def __init__(self, config: ArtifactsConfig, ctx):
+        super().__init__(config, ctx)
+        self.acfg, seed, self.cfg = config, ctx.seed, ctx.run
+        self.z = ctx.prior.sample(NUM_SAMPLES, generator=make_generator(seed, "artifacts", "samples"))
+        n_test = len(ctx.data.test_x)
         pairs = min(INTERP_PAIRS, n_test // 2)
         self.pairs = torch.randperm(n_test, generator=make_generator(seed, "artifacts", "pairs"))[: 2 * pairs]
         self.tsne_seed = derive_seed(seed, "artifacts", "tsne") % 2**32
         self.images: dict[str, Image.Image] = {}  # the grids of the last call (for trackers)
-        self.tracked = bool(getattr(cfg.train, "tensorboard", False))
+        self.tracked = bool(getattr(ctx.run.train, "tensorboard", False))
 
     def take_images(self) -> dict[str, np.ndarray]:
         """The grids made by the last call, as H×W×3 uint8 arrays; cleared when taken."""

@@ -54,13 +54,12 @@ class ImageSWD(Evaluator):
     logs = ("image_swd", "image_swd_*")
     needs_images = True
 
-    def __init__(self, cfg, data, prior, device, run_dir=None):
-        super().__init__(cfg, data, prior, device, run_dir)
-        sc = cfg.eval.swd
-        real = data.test_x if sc.split == "test" else data.train_x
-        self.real = real[: sc.num_images]
-        self.z = prior.sample(len(self.real), generator=make_generator(cfg.eval.seed, "image_swd", "prior"))
-        self.mode, self.seed = sc.mode, derive_seed(cfg.eval.seed, "image_swd")
+    def __init__(self, config: ImageSWDConfig, ctx):
+        super().__init__(config, ctx)
+        real = ctx.data.test_x if config.split == "test" else ctx.data.train_x
+        self.real = real[: config.num_images]
+        self.z = ctx.prior.sample(len(self.real), generator=make_generator(ctx.seed, "image_swd", "prior"))
+        self.mode, self.seed = config.mode, derive_seed(ctx.seed, "image_swd")
 
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         fake = to_uint8(decode(model, self.z, self.device)).view_as(self.real)

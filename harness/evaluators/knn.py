@@ -51,9 +51,9 @@ class KNNEvaluator(Evaluator):
             raise ConfigError("eval.knn.k", f"got {c.k}; allowed: 1 to {n} (the training latents: "
                                             "eval.knn.num_train, data.train_limit)")
 
-    def __init__(self, cfg, data, prior, device, run_dir=None):
-        super().__init__(cfg, data, prior, device, run_dir)
-        c = self.kcfg = cfg.eval.knn
+    def __init__(self, config: KNNConfig, ctx):
+        super().__init__(config, ctx)
+        c, data = config, ctx.data
         if data.train_y is None or data.train_y.dim() != 1:
             raise ConfigError("eval.metrics", f"'knn' needs a dataset with class labels; {data.name} has none")
         self.train_x, self.train_y = data.train_x[: c.num_train], data.train_y[: c.num_train]
@@ -63,4 +63,4 @@ class KNNEvaluator(Evaluator):
 
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:
         z_train, z_test = self.encode(model, self.train_x), self.encode(model, self.test_x)
-        return {"knn_acc": knn_accuracy(z_train, self.train_y, z_test, self.test_y, self.kcfg.k)}
+        return {"knn_acc": knn_accuracy(z_train, self.train_y, z_test, self.test_y, self.config.k)}

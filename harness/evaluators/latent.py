@@ -38,14 +38,14 @@ SPECTRUM_FILE = "latent_singular_values.jsonl"
 class LatentDiagnostics(Evaluator):
     logs = ("latent_*",)
 
-    def __init__(self, cfg, data, prior, device, run_dir=None):
-        super().__init__(cfg, data, prior, device, run_dir)
-        ev = cfg.eval
-        self.x = data.train_x[: ev.num_samples]
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        ev, prior, seed = ctx.run.eval, ctx.prior, ctx.seed
+        self.x = ctx.data.train_x[: ev.num_samples]
         n, dim = len(self.x), prior.dim
-        self.prior_samples = prior.sample(n, generator=make_generator(ev.seed, "latent", "prior"))
-        self.projections = L.random_projections(dim, ev.projections, make_generator(ev.seed, "latent", "projections"))
-        self.planes = L.sphere_projections(dim, ev.projections, make_generator(ev.seed, "latent", "planes"))
+        self.prior_samples = prior.sample(n, generator=make_generator(seed, "latent", "prior"))
+        self.projections = L.random_projections(dim, ev.projections, make_generator(seed, "latent", "projections"))
+        self.planes = L.sphere_projections(dim, ev.projections, make_generator(seed, "latent", "planes"))
         self.prefix = "latent_" if prior.spherical else "latent_dir_"
 
     def __call__(self, model, epoch: int, final: bool = False) -> dict[str, float]:

@@ -205,6 +205,62 @@ def config_values(sweeps: list[SweepResults], keys: list[str]) -> str:
     return "; ".join(parts)
 
 
+def feature_spaces(sweeps: list[SweepResults], metric: str, per: str | None = None) -> dict[Any, Any]:
+    """The feature space (:class:`harness.run_folder.FeatureSpace`) ``metric`` was measured in,
+    by value of the config key ``per`` (one entry, key None, without ``per``); empty when it is
+    not a feature-space metric (or nothing records one). Values from two feature spaces are not
+    comparable: a figure or table that would mix them (within one value of ``per``) is refused
+    in one line (:class:`ItemDataError`)."""
+    groups: dict[Any, set] = {}
+    for s in sweeps:
+        configs = s.configs
+        for rid, space in s.feature_spaces(metric).items():
+            value = configs.get(rid, {}).get(per) if per else None
+            groups.setdefault(value, set()).add(space)
+    for value, spaces in groups.items():
+        if len(spaces) > 1:
+            where = f" at {per} = {value_text(value)}" if per else ""
+            labels = {x.label for x in spaces}
+            raise_data_error(f"{metric}: the runs{where} were measured in {len(spaces)} feature spaces "
+                             f"({'; '.join(sorted(x.caption() for x in spaces))}); "
+                             + ("plot them separately" if len(labels) > 1 else "plot the runs of each network separately"))
+    return {value: next(iter(spaces)) for value, spaces in groups.items()}
+
+
+def metric_label(sweeps: list[SweepResults], metric: str, name: str | None = None, per: str | None = None) -> str:
+    """An axis or column label that carries the metric's unit: ``fid [lenet-128]``."""
+    labels = sorted({space.label for space in feature_spaces(sweeps, metric, per).values()})
+    return f"{name or metric} [{', '.join(labels)}]" if labels else (name or metric)
+
+
+def feature_note(sweeps: list[SweepResults], metric: str, per: str | None = None) -> str:
+    """``"; feature network lenet-128 (sha256 …, test accuracy …)"`` for a caption (one per
+    value of ``per`` when given), or ""."""
+    spaces = feature_spaces(sweeps, metric, per)
+    if not spaces:
+        return ""
+    if per is None:
+        return f"; feature network {next(iter(spaces.values())).caption()}"
+    return "; feature networks: " + ", ".join(f"{label_of(per)} = {value_text(v)}: {x.caption()}"
+                                               for v, x in sorted(spaces.items(), key=lambda kv: _order_key(kv[0])))
+
+
+def spaces_sentence(sweeps: list[SweepResults], metrics: list[str]) -> str:
+    """``"fid, precision: feature network lenet-128 (sha256 …)"`` for the metrics measured in
+    a feature space, grouped by space ("" when none is)."""
+    groups: dict[str, list[str]] = {}
+    for m in metrics:
+        spaces = feature_spaces(sweeps, m)
+        if spaces:
+            groups.setdefault(next(iter(spaces.values())).caption(), []).append(m)
+    return "; ".join(f"{', '.join(ms)} in feature network {caption}" for caption, ms in groups.items())
+
+
+def _order_key(value: Any) -> tuple:
+    """Numbers in numeric order, then anything else as text."""
+    return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0.0, str(value))
+
+
 def seeds_text(df: pd.DataFrame, group_keys: list[str]) -> str:
     """How many runs (seeds) each plotted point averages: ``"2 seeds per point"`` or a range."""
     if df.empty:

@@ -34,7 +34,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.stats  # noqa: E402
 
-from harness.figures.base import FigureOut, ItemData, TableOut, config_values, raise_data_error, value_text  # noqa: E402
+from harness.figures.base import (  # noqa: E402
+    FigureOut, ItemData, TableOut, config_values, feature_note, metric_label, raise_data_error, spaces_sentence,
+    value_text,
+)
 from harness.figures.results import SweepResults  # noqa: E402
 from harness.figures.tables import METHOD_NAMES  # noqa: E402
 from harness.naming import short_labels  # noqa: E402
@@ -173,7 +176,8 @@ def _curve_panel(ax, d: ItemData, s: SweepResults, x_of: str) -> list[str]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of trials (random search)" if x_of == "trials"
                   else "cumulative training time of the trials (min, one process)")
-    ax.set_ylabel(f"best validation {metric} so far ({'lower' if mode == 'min' else 'higher'} is better)")
+    ax.set_ylabel(f"best validation {metric_label([s], metric)} so far ({'lower' if mode == 'min' else 'higher'} "
+                  "is better)")
     finite = pd.concat([df["value"] for df in trials.values()]).dropna()
     if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 5:  # spans most of a decade or more
         ax.set_yscale("log")
@@ -184,8 +188,8 @@ def _curve_panel(ax, d: ItemData, s: SweepResults, x_of: str) -> list[str]:
     ax.set_title(f"{s.name}: {d.scales[s.name]}, {config_values([s], ['data.name']).split(' = ', 1)[1]}", fontsize=9)
     return [f"{s.name}: selection metric: final '{metric}' on the validation split (held out of training; "
             f"{config_values([s], ['data.val_size', 'data.val_seed'])}), mode {mode}; budget "
-            f"{record.get('budget')} trials per method, search seed {record.get('search_seed')}. "
-            + _diverged_note(trials, metric) + _overrides_note(record)]
+            f"{record.get('budget')} trials per method, search seed {record.get('search_seed')}"
+            f"{feature_note([s], metric)}. " + _diverged_note(trials, metric) + _overrides_note(record)]
 
 
 def _curve_figure(d: ItemData, x_of: str) -> FigureOut:
@@ -295,7 +299,7 @@ def _sweep_table(s: SweepResults) -> tuple[pd.DataFrame, pd.DataFrame, list[str]
     display = pd.DataFrame({
         "method": data["method"], "trials": data["trials"], "selected (validation)": data["selected"],
         f"val {metric}": data[f"val {metric}"].map(lambda v: "–" if pd.isna(v) else f"{v:.4g}"),
-        **{f"test {m}, {label}": [ci_text(r[f"{label} {m} mean"], r[f"{label} {m} ci95"], r[f"{label} {m} n"])
+        **{f"test {metric_label([s], m)}, {label}": [ci_text(r[f"{label} {m} mean"], r[f"{label} {m} ci95"], r[f"{label} {m} n"])
                                   for _, r in data.iterrows()] for m in metrics for label in ("tuned", "fixed")},
     })
     fixed = ", ".join(f"{k} = {value_text(v)}" for k, v in (record.get("fixed") or {}).items()) or "none"
@@ -303,7 +307,8 @@ def _sweep_table(s: SweepResults) -> tuple[pd.DataFrame, pd.DataFrame, list[str]
         f"Tuned: the trial with the best final validation '{metric}' ({mode}) among the method's trials, re-run "
         f"with seeds {record.get('seeds')} and evaluated on the test split. Fixed: the base settings with {fixed} "
         "for every method (the paper's same-hyper-parameter comparison), same seeds, test split.",
-        "Cells: mean ± half-width of the 95 % Student-t interval over the seeds (n = done runs).",
+        "Cells: mean ± half-width of the 95 % Student-t interval over the seeds (n = done runs)"
+        + (f"; {spaces_sentence([s], metrics)}" if spaces_sentence([s], metrics) else "") + ".",
         verdict(tuned_values, metric, mode),
     ]
     if record.get("overrides"):

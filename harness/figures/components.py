@@ -23,7 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.figures.base import FigureOut, ItemData, TableOut, config_values, raise_data_error  # noqa: E402
+from harness.figures.base import (  # noqa: E402
+    FigureOut, ItemData, TableOut, config_values, metric_label, raise_data_error, spaces_sentence,
+)
 from harness.figures.plots import t_interval  # noqa: E402
 
 # (column, label, which direction is better) in display order; the columns the evaluators log
@@ -98,7 +100,13 @@ def _order(runs: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(runs[CASE]))
 
 
+def _units(d: ItemData, metrics: list[tuple]) -> list[tuple]:
+    """The metrics with their feature space in the label (``FID [lenet-128]``)."""
+    return [(col, metric_label(d.sweeps, col, label), better) for col, label, better in metrics]
+
+
 def _notes(d: ItemData) -> list[str]:
+    spaces = spaces_sentence(d.sweeps, [m for m, _, _ in METRICS])
     return [
         "Beyond the paper: MoCA's components as ablations, all through the one trainer "
         "(sweeps/moca_components.yaml states each case's equation).",
@@ -108,12 +116,13 @@ def _notes(d: ItemData) -> list[str]:
                                  "eval.swd.num_images"]) + ".",
         "ms / step: training time per optimiser step on a shared machine (noisy); bench/step_time.py "
         "gives interleaved ratios.",
+        *([f"Measured {spaces}."] if spaces else []),
     ]
 
 
 def components_table(d: ItemData) -> TableOut:
     runs = _runs(d)
-    metrics = _metrics(runs)
+    metrics = _units(d, _metrics(runs))
     rows, display = [], []
     for case in _order(runs):
         part = runs[runs[CASE] == case]
@@ -132,7 +141,7 @@ def components_table(d: ItemData) -> TableOut:
 
 def components_figure(d: ItemData) -> FigureOut:
     runs = _runs(d)
-    metrics = _metrics(runs)
+    metrics = _units(d, _metrics(runs))
     order = _order(runs)
     ncols = min(3, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)

@@ -32,18 +32,19 @@ import pandas as pd
 import scipy.stats
 
 from harness.figures.base import (
-    FigureOut, ItemData, TableOut, config_values, extra_keys, group_label, group_title, label_of,
-    raise_data_error, seeds_text, value_text,
+    FigureOut, ItemData, TableOut, config_values, extra_keys, feature_note, group_label, group_title, label_of,
+    metric_label, raise_data_error, seeds_text, value_text,
 )
 from harness.figures.plots import BAND, ERRORBAR, _lines, _new
 from harness.figures.results import SweepResults
 
 KINDS = ("curves", "line", "heatmap", "bar", "table")
 EPOCH = "epoch"
-# the metric settings a caption states, by metric column (each evaluator declares its settings in its file, harness/evaluators/)
+# the metric settings a caption states, by metric column (each evaluator declares its settings in its file,
+# harness/evaluators/); the feature network's own (Inception's dims and weights) are in its space's label
+# (inception-2048, with the weights' sha256), stated only for the network used (feature_note)
 METRIC_SETTINGS = {
-    "fid": ["eval.fid.features", "eval.fid.num_samples", "eval.fid.reference_samples", "eval.fid.split",
-            "eval.fid.dims"],
+    "fid": ["eval.fid.features", "eval.fid.num_samples", "eval.fid.reference_samples", "eval.fid.split"],
     "kid": ["eval.fid.features", "eval.fid.num_samples", "eval.fid.reference_samples", "eval.fid.split",
             "eval.fid.kid_subsets", "eval.fid.kid_subset_size"],
     **{m: ["eval.prdc.features", "eval.prdc.k", "eval.prdc.num_samples", "eval.split"]
@@ -95,59 +96,22 @@ def metric_columns(df: pd.DataFrame, config_keys: set[str]) -> list[str]:
             and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
 
 
-# metrics computed in a feature space: the provenance file that names it (harness/evaluators)
-FEATURE_SPACE_FILES = {"fid": "fid_provenance.json", "kid": "fid_provenance.json",
-                       **{m: "prdc_provenance.json" for m in ("precision", "recall", "density", "coverage")}}
-
-
-def feature_space(sweeps: list[SweepResults], metric: str) -> str | None:
-    """The feature network of ``metric`` over the done runs, for the caption: name, dims,
-    weights sha256 and (domain network) test accuracy, from the runs' provenance files.
-    Values from two feature spaces are not comparable: a figure or table that would mix them is
-    refused (:class:`ItemDataError`). None when no run folder holds a provenance file (results
-    read from runs.csv): the caption then only has the configured ``features`` name."""
-    import json
-
-    spaces: dict[tuple, str] = {}
-    for s in sweeps:
-        for rid in s.done_runs["id"]:
-            folder = s.run_folder(rid)
-            path = folder / FEATURE_SPACE_FILES[metric] if folder is not None else None
-            if path is None or not path.is_file():
-                continue
-            try:
-                prov = json.loads(path.read_text())
-                key = (prov["features"], prov["dims"], prov["weights_sha256"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            acc = prov.get("test_accuracy")
-            spaces[key] = (f"{key[0]}-{key[1]} (sha256 {key[2][:12]}"
-                           + (f", test accuracy {100 * acc:.2f}%" if acc is not None else "") + ")")
-    if len(spaces) > 1:
-        raise_data_error(f"{metric}: the runs were measured in {len(spaces)} feature spaces "
-                         f"({'; '.join(spaces.values())}); plot them separately")
-    return next(iter(spaces.values()), None)
-
-
 def metric_notes(sweeps: list[SweepResults], metrics: list[str]) -> list[str]:
-    """One caption line per metric: what it is measured on (its config settings, and the
-    feature network of the feature-space metrics)."""
+    """One caption line per metric: what it is measured on (its config settings, and for a
+    metric measured in a feature space, that space: :func:`feature_note`; settings of a
+    feature network that is not the one used are never stated)."""
     out = []
     for m in metrics:
-        keys = METRIC_SETTINGS.get(m)
+        keys = METRIC_SETTINGS.get(m) or []
         if m in TRAINING_COLUMNS:
             out.append(f"{m}: the trainer's training-epoch mean.")
             continue
-        text = f"{m}: {config_values(sweeps, [*(keys or []), 'eval.every'])}"
-        if m in FEATURE_SPACE_FILES:
-            features = [k for k in keys if k.endswith(".features")][0]
+        for features in (k for k in keys if k.endswith(".features")):
             named = {flat[features] for s in sweeps for flat in s.done_configs() if flat.get(features) is not None}
             if len(named) > 1:
                 raise_data_error(f"{m}: the runs use {features} = {', '.join(sorted(map(str, named)))}; "
                                  "plot them separately")
-            space = feature_space(sweeps, m)
-            text += f"; feature network {space}" if space else ""
-        out.append(text + ".")
+        out.append(f"{m}: {config_values(sweeps, [*keys, 'eval.every'])}{feature_note(sweeps, m)}.")
     return out
 
 
@@ -225,7 +189,8 @@ def _curves(spec: PlotSpec, d: ItemData) -> FigureOut:
             ax.set_xlabel(f"{label_of(x)} (log scale)")
         elif not curves:
             ax.set_xlabel(label_of(x))
-        ax.set_ylabel((spec.ylabel or ("{metric} (log scale)" if spec.logy else "{metric}")).replace("{metric}", metric))
+        ax.set_ylabel((spec.ylabel or ("{metric} (log scale)" if spec.logy else "{metric}"))
+                      .replace("{metric}", metric_label(d.sweeps, metric)))
         if s is not None:
             ax.set_title(f"{s.name}: {d.scales[s.name]}, {config_values([s], ['data.name']).split(' = ', 1)[1]}",
                          fontsize=9)
@@ -260,10 +225,11 @@ def _heatmap(spec: PlotSpec, d: ItemData) -> FigureOut:
         grid.index = [value_text(v) for v in grid.index]
         grid.columns = [value_text(v) for v in grid.columns]
         sns.heatmap(grid, annot=True, fmt=".3g", cmap="viridis_r", ax=ax,
-                    cbar_kws={"label": f"{metric} (mean over seeds)"})
+                    cbar_kws={"label": f"{metric_label(d.sweeps, metric)} (mean over seeds)"})
         ax.set_xlabel(label_of(col))
         ax.set_ylabel(label_of(row))
-        ax.set_title(f"{label} ({d.title_scale})" if extras else f"{metric} ({d.title_scale})", fontsize=9)
+        ax.set_title(f"{label} ({d.title_scale})" if extras else f"{metric_label(d.sweeps, metric)} ({d.title_scale})",
+                     fontsize=9)
         notes.append(f"{label}: {int(summary['runs'].min())}-{int(summary['runs'].max())} runs (seeds) per cell; "
                      "empty cells: not run or not done.")
     if extras:
@@ -286,7 +252,7 @@ def _bar(spec: PlotSpec, d: ItemData) -> FigureOut:
     for ax, metric in zip(axes, spec.y):
         sns.barplot(data=df, x="_x", y=metric, hue="_hue" if keys else None, errorbar=ERRORBAR, capsize=0.15, ax=ax)
         ax.set_xlabel(label_of(x) if x else "")
-        ax.set_ylabel(f"{metric} (final epoch)")
+        ax.set_ylabel(f"{metric_label(d.sweeps, metric)} (final epoch)")
         if spec.logy:
             ax.set_yscale("log")
         if ax.get_legend() is not None:
@@ -334,6 +300,7 @@ def _table(spec: PlotSpec, d: ItemData) -> TableOut:
     _need(df, [*spec.y, *named], d.item.id)
     keys = named + extra_keys(df, varied, named)
     data, display = summary_table(df, keys, list(spec.y))
+    display = display.rename(columns={m: metric_label(d.sweeps, m) for m in spec.y})
     notes = [f"Cells: mean ± half-width of the 95 % confidence interval of the mean (Student's t over the seeds) "
              f"of the final value; runs = seeds per row.", *metric_notes(d.sweeps, list(spec.y)), *spec.notes]
     extras = [k for k in keys if k not in named]

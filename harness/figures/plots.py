@@ -39,8 +39,8 @@ import seaborn as sns  # noqa: E402
 
 from harness.atomic import read_jsonl  # noqa: E402
 from harness.figures.base import (  # noqa: E402
-    FigureOut, ItemData, config_values, extra_keys, group_label, group_title, label_of, raise_data_error,
-    require_columns, seeds_text, value_text,
+    FigureOut, ItemData, config_values, extra_keys, feature_note, group_label, group_title, label_of, metric_label,
+    raise_data_error, require_columns, seeds_text, value_text,
 )
 from harness.figures.results import SweepResults  # noqa: E402
 from harness.figures.tables import best_lambda  # noqa: E402
@@ -277,9 +277,10 @@ def fig9(d: ItemData) -> FigureOut:
     _lines(ax, runs, "method.weight", "fid", keys)
     ax.set_xscale("log")
     ax.set_xlabel("λ (log scale)")
-    ax.set_ylabel("FID (final epoch)")
+    ax.set_ylabel(f"{metric_label(d.sweeps, 'fid', 'FID', per='data.image_size')} (final epoch)")
     notes += [f"FID per λ and input size; FID is not comparable across sizes (appendix D.2); "
-              f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split'])}.",
+              f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split'])}"
+              f"{feature_note(d.sweeps, 'fid', per='data.image_size')}.",
               f"{BAND}; {seeds_text(runs, [*keys, 'method.weight'])}. Table 4 lists the starred λ."]
     return FigureOut(fig, notes)
 

@@ -29,7 +29,9 @@ import pandas as pd
 
 from harness.collect import CURVES_CSV, RUNS_CSV, CollectError, collect
 from harness.dotted import flatten
-from harness.run_folder import DONE, MANIFEST, PathEscape, read_config_tree, read_json_file, run_dir, sweep_dir
+from harness.run_folder import (
+    DONE, MANIFEST, FeatureSpace, PathEscape, feature_space, read_config_tree, read_json_file, run_dir, sweep_dir,
+)
 
 STATE_COLUMNS = ("status", "epochs", "wall_time_s", "problems")
 
@@ -59,6 +61,7 @@ class SweepResults:
     curves: pd.DataFrame  # every logged epoch of every run
     configs: dict[str, dict[str, Any]]  # run id -> flat resolved config
     problems: list[str] = field(default_factory=list)
+    _spaces: dict[str, dict] = field(default_factory=dict, repr=False)  # feature_spaces, by metric
 
     @property
     def done_runs(self) -> pd.DataFrame:
@@ -79,6 +82,23 @@ class SweepResults:
         except PathEscape:
             return None
         return path if path.is_dir() else None
+
+    def feature_spaces(self, metric: str) -> dict[str, FeatureSpace]:
+        """Run id -> the feature space the done run measured ``metric`` in: from each run
+        folder's provenance files, else from runs.csv's ``<metric>_features`` columns; empty
+        when the metric is not measured in a feature space (or nothing records one)."""
+        if metric in self._spaces:
+            return self._spaces[metric]
+        out = self._spaces[metric] = {}
+        col, sha = f"{metric}_features", f"{metric}_features_sha256"
+        for _, row in self.done_runs.iterrows():
+            folder = self.run_folder(row["id"])
+            space = feature_space(folder, metric) if folder is not None else None
+            if space is None and isinstance(row.get(col), str) and isinstance(row.get(sha), str):
+                space = FeatureSpace(row[col], row[sha])
+            if space is not None:
+                out[row["id"]] = space
+        return out
 
     def done_configs(self) -> list[dict[str, Any]]:
         return [self.configs[rid] for rid in self.done_runs["id"] if rid in self.configs]

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from harness.figures.base import (
-    PAPER_SCALE, ItemData, TableOut, config_values, extra_keys, label_of, require_columns, value_text,
+    PAPER_SCALE, ItemData, TableOut, config_values, extra_keys, feature_note, label_of, metric_label, require_columns,
+    value_text,
 )
 
 PAPER_COLUMN = "paper"
-OURS = "FID (this harness)"
 
 # (row label, method.name, model.arch or None = as cited by the paper, FID) - docs/paper.md
 PAPER_TABLE1 = [("WAE-MMD", "mmd", None, 55.0), ("WAE-GAN", "wae_gan", None, 42.0),
@@ -86,8 +86,13 @@ def _paper_text(v: float) -> str:
 
 def _fid_notes(d: ItemData) -> list[str]:
     return [f"FID: mean ± sample sd over the done runs (seeds) of each row, final epoch; "
-            f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split', 'eval.fid.dims'])}.",
+            f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split'])}{feature_note(d.sweeps, 'fid')}.",
             PAPER_NOTE]
+
+
+def _ours(d: ItemData) -> str:
+    """The column of this harness's FIDs, with their unit: ``FID [lenet-128] (this harness)``."""
+    return f"{metric_label(d.sweeps, 'fid', 'FID')} (this harness)"
 
 
 def method_table(paper_rows: list[tuple]) -> "callable":
@@ -125,7 +130,7 @@ def method_table(paper_rows: list[tuple]) -> "callable":
             "method": data["method"],
             "arch": data["model.arch"].map(lambda a: "as cited" if not isinstance(a, str) else a),
             **{label_of(k): data[k].map(value_text) for k in keys[2:]},
-            OURS: [mean_sd_text(m, s, n) for m, s, n in zip(data["fid_mean"], data["fid_sd"], data["runs"])],
+            _ours(d): [mean_sd_text(m, s, n) for m, s, n in zip(data["fid_mean"], data["fid_sd"], data["runs"])],
             PAPER_COLUMN: data[PAPER_COLUMN].map(_paper_text),
         })
         notes = _fid_notes(d) + ["Baseline rows with arch 'as cited': the paper quotes them from the "
@@ -156,7 +161,7 @@ def key_table(key: str, paper: dict) -> "callable":
         data = data.sort_values(key, kind="stable").reset_index(drop=True)
         display = pd.DataFrame({
             **{label_of(k): data[k].map(value_text) for k in keys},
-            OURS: [mean_sd_text(m, s, int(n)) for m, s, n in zip(data["fid_mean"], data["fid_sd"], data["runs"])],
+            _ours(d): [mean_sd_text(m, s, int(n)) for m, s, n in zip(data["fid_mean"], data["fid_sd"], data["runs"])],
             PAPER_COLUMN: data[PAPER_COLUMN].map(_paper_text),
         })
         return TableOut(data, display, _fid_notes(d))
@@ -188,13 +193,15 @@ def table4(d: ItemData) -> TableOut:
         "input size": data[size].map(lambda s: f"{value_text(s)}×{value_text(s)}"),
         **{label_of(k): data[k].map(value_text) for k in extras},
         "best λ": data["method.weight"].map(value_text),
-        "FID at best λ": [mean_sd_text(m, s, int(n)) for m, s, n in zip(data["fid_mean"], data["fid_sd"], data["runs"])],
+        f"{metric_label(d.sweeps, 'fid', 'FID', per=size)} at best λ":
+            [mean_sd_text(m, s, int(n)) for m, s, n in zip(data["fid_mean"], data["fid_sd"], data["runs"])],
         "λ tried": data["lambda_grid"],
         "best λ / pixels": data["lambda_per_pixel"].map(lambda v: f"{v:.3g}"),
     })
     notes = ["Best λ: the λ of lowest mean FID (over seeds) per input size; FID values are not comparable "
              "across sizes (appendix D.2).",
-             f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split'])}.",
+             f"{config_values(d.sweeps, ['eval.fid.num_samples', 'eval.fid.split'])}"
+             f"{feature_note(d.sweeps, 'fid', per=size)}.",
              "The paper's Table 4 survives only as a row of λ values whose input sizes were lost "
              "(docs/paper.md), so this table has no 'paper' column."]
     return TableOut(data.reset_index(drop=True), display, notes)

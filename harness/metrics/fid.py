@@ -14,12 +14,9 @@
 * **KID** (Bińkowski et al. 2018, "Demystifying MMD GANs", Eq. 4): the unbiased estimate of
   MMD² with the cubic polynomial kernel k(x, y) = (xᵀy/d + 1)³ on the same features,
   averaged (mean and standard deviation) over random subsets, as in their reference code.
-* **Reference statistics** (mean, covariance and the features KID needs) of a dataset split
-  are computed once and kept in an ``.npz`` file whose name holds everything they depend on
-  (dataset, split, image shape, N, feature dims, weights sha256, and a hash of the pixels), so
-  every run of every sweep reuses them. Files are written through :mod:`harness.atomic`
-  (temporary file + rename): concurrent writers of the same entry each write a complete file
-  and the last rename wins.
+* **Reference statistics** (:class:`FeatureStats`: mean, covariance and the features KID
+  needs) of a dataset split are cached, content-addressed and verified on load, by the
+  evaluator side (:mod:`harness.evaluators.feature_cache`); this module only computes.
 
 Weights: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``, from a local file
 (``eval.fid.weights``, sha256-checked) or from torch hub's cache
@@ -32,18 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_fid import inception as pfid_inception
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
-
-from harness.atomic import atomic_write
 
 FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
@@ -230,19 +223,6 @@ class FeatureStats:
     def from_features(cls, features: np.ndarray) -> "FeatureStats":
         return cls(np.mean(features, axis=0), np.cov(features, rowvar=False), features)
 
-    def save(self, path: str | Path) -> None:
-        """Atomic ``.npz`` write; features as float32 (exactly the network's output)."""
-        atomic_write(path, lambda f: np.savez(f, mu=self.mu, sigma=self.sigma,
-                                               features=self.features.astype(np.float32)), mode="wb")
-
-    @classmethod
-    def load(cls, path: str | Path, n: int, dims: int) -> "FeatureStats":
-        with np.load(path, allow_pickle=False) as f:
-            stats = cls(f["mu"], f["sigma"], f["features"].astype(np.float64))
-        if stats.mu.shape != (dims,) or stats.sigma.shape != (dims, dims) or stats.features.shape != (n, dims):
-            raise ValueError(f"{path}: unexpected shapes")
-        return stats
-
 
 def sqrt_psd(sigma: np.ndarray) -> np.ndarray:
     """Square root of a symmetric positive semi-definite matrix through its eigendecomposition
@@ -287,36 +267,6 @@ def frechet_distance_arrays(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray
 def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
     """FID between two feature sets (:func:`frechet_distance_arrays` of their statistics)."""
     return frechet_distance_arrays(a.mu, a.sigma, b.mu, b.sigma)
-
-
-def reference_cache_path(cache_dir: str | Path, dataset: str, split: str, images: torch.Tensor,
-                         weights_sha256: str, dims: int = 2048) -> Path:
-    """The cache file of the reference statistics of ``images`` (uint8 N×C×H×W).
-
-    The name holds what the statistics depend on; the pixel hash (sha256 of the bytes, about
-    0.1 s for 10,000 CIFAR-sized images) makes a change of the data (a different
-    ``image_size``, limit or preprocessing) a different entry instead of a stale hit.
-    """
-    n, c, h, w = images.shape
-    pixels = hashlib.sha256(np.ascontiguousarray(images.cpu().numpy())).hexdigest()[:12]
-    name = f"{dataset}-{split}-{c}x{h}x{w}-n{n}-d{dims}-w{weights_sha256[:12]}-x{pixels}.npz"
-    return Path(cache_dir) / name
-
-
-def reference_statistics(images: torch.Tensor, extract: Callable[[torch.Tensor], np.ndarray],
-                         cache_path: str | Path, dims: int = 2048) -> tuple[FeatureStats, bool]:
-    """Statistics of ``images`` from ``cache_path`` if it holds them, else computed with
-    ``extract`` and saved there. Returns ``(stats, read_from_cache)``. An unreadable or
-    mismatching file is recomputed and replaced."""
-    cache_path = Path(cache_path)
-    if cache_path.is_file():
-        try:
-            return FeatureStats.load(cache_path, len(images), dims), True
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass
-    stats = FeatureStats.from_features(extract(images))
-    stats.save(cache_path)
-    return stats, False
 
 
 # ---------------------------------------------------------------------------- KID

@@ -9,7 +9,7 @@ is written (local, SLURM and debug executors alike).
    ``eval.prdc`` with ``features: lenet``) is loaded from its cache, or trained once now, its
    notice on the sweep's stderr, not in the first run's ``train.log``. This module is the one
    place the sweep calls the feature-network entry point
-   (:func:`harness.metrics.features.load_feature_net`).
+   (:func:`harness.evaluators.feature_nets.load_or_train_feature_net`).
 
 A run that failed earlier because its data was missing is recorded as such by the trainer
 (``failure: data`` in status.json) and is shown as ``pending``, so it is simply started again
@@ -32,18 +32,6 @@ def _data_key(data_cfg) -> tuple:
     return (data_cfg.name, str(data_root(data_cfg).resolve()), bool(data_cfg.download))
 
 
-def _feature_nets(cfg) -> list[str]:
-    """The feature networks the run's metrics use (``lenet`` and/or ``inception``)."""
-    names = []
-    for metric, block in (("fid", "fid"), ("prdc", "prdc")):
-        if metric in cfg.eval.metrics:
-            settings = getattr(cfg.eval, block, None)
-            name = getattr(settings, "features", None)
-            if name and name not in names:
-                names.append(name)
-    return names
-
-
 def prepare_data(configs: Iterable) -> None:
     """Resolve each distinct dataset of ``configs`` once (see the module docstring)."""
     from harness.datasets import DatasetMissing, prepare_dataset
@@ -64,11 +52,11 @@ def prepare_feature_nets(configs: Iterable, notice=None) -> None:
     """Load (or train once) each distinct feature network that ``configs`` need, on the CPU;
     its notice goes to ``notice`` (default: stderr)."""
     from harness.datasets import DatasetMissing, load_dataset
-    from harness.metrics.features import load_feature_net
+    from harness.evaluators.feature_nets import load_or_train_feature_net, needed
 
     seen = set()
     for cfg in configs:
-        for name in _feature_nets(cfg):
+        for name in needed(cfg):
             d = cfg.data
             key = (name, *_data_key(d), d.image_size, cfg.eval.fid.weights if name == "inception" else None)
             if key in seen:
@@ -76,7 +64,7 @@ def prepare_feature_nets(configs: Iterable, notice=None) -> None:
             seen.add(key)
             try:
                 data = load_dataset(d, cfg.seed)
-                load_feature_net(name, cfg, data, "cpu")
+                load_or_train_feature_net(name, cfg, data, "cpu")
             except (DatasetMissing, OSError, ValueError, RuntimeError) as e:
                 raise PreflightError(f"{name} feature network: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
