@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from harness.paths import PathEscape, inside  # noqa: F401  (re-exported)
 from harness.atomic import write_json, write_text
 
 if TYPE_CHECKING:  # the config module is imported lazily: it pulls in the plug-in registries
@@ -81,20 +82,8 @@ def now() -> str:
 # ---------------------------------------------------------------------------- paths
 
 
-class PathEscape(ValueError):
-    """A name or path that would leave the results root."""
-
-
 def valid_sweep_name(name: Any) -> bool:
     return isinstance(name, str) and SWEEP_NAME_RE.fullmatch(name) is not None
-
-
-def inside(root: Path, path: Path) -> Path:
-    """``path`` resolved, or :class:`PathEscape` when it is not strictly inside ``root``."""
-    root_r, path_r = Path(root).resolve(), Path(path).resolve()
-    if path_r == root_r or root_r not in path_r.parents:
-        raise PathEscape(f"{path} is outside {root}")
-    return path_r
 
 
 def sweep_dir(results_root: str | Path, name: str) -> Path:

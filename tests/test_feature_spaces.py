@@ -122,7 +122,7 @@ def test_a_metric_in_a_feature_space_is_one_registration(tmp_path, monkeypatch):
     from harness.config import config_from_dict
     from harness.datasets import load_dataset
     from harness.evaluators import EVALUATORS, Evaluator, build_evaluators, lenet_training
-    from harness.evaluators.feature_nets import needed
+    from harness.evaluators import needed
     from harness.priors import build_prior
     from harness.run_folder import feature_space
 

@@ -106,7 +106,7 @@ def test_the_cache_goes_to_moca_cache_dir_or_the_user_cache_never_the_data_root(
     cfg = config_from_dict({"data": {"name": "digits", "root": str(data_root)},
                             "eval": {"metrics": ["fid"], "fid": {"features": "lenet"}}})
     monkeypatch.setattr(T, "RECIPE", {**SHORT, "steps": 3})
-    from harness.evaluators.feature_nets import prepare_feature_nets
+    from harness.evaluators import prepare_feature_nets
 
     notices: list[str] = []
     (net,) = prepare_feature_nets(cfg, digits, notices.append)

@@ -137,12 +137,13 @@ def test_feature_network_notice_goes_to_the_sweeps_stderr_once(tmp_path, capsys,
     is tests/test_lenet.py's business.)"""
     if not all((SHARED_RAW / n).is_file() for n in MNIST_GZ):
         pytest.skip(f"real MNIST files not in {SHARED_RAW}")
+    from harness.evaluators import lenet_training
     from harness.metrics import lenet
     from harness.sweep.preflight import preflight
     from harness.sweep.spec import load_sweep
 
     monkeypatch.setenv("MOCA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(lenet, "train_lenet", lambda x, y, classes, recipe=None: lenet.LeNet(x.shape[1], classes).eval())
+    monkeypatch.setattr(lenet_training, "train_lenet", lambda x, y, classes, recipe=None: lenet.LeNet(x.shape[1], classes).eval())
     path = mnist_sweep(tmp_path, SHARED_RAW.parents[1], metrics=["recon", "fid"],
                        fid={"features": "lenet", "num_samples": 16})
     configs = [run.config for run in load_sweep(str(path), []).runs]

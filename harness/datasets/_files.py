@@ -22,12 +22,10 @@ import json
 import os
 from pathlib import Path
 
-from harness.cache_dir import cache_root  # noqa: F401  (re-exported: the one cache folder)
-
+from harness.cache_dir import CACHE_ENV, cache_root  # noqa: F401  (the one cache folder)
 from harness.datasets._base import DATA_ROOT_ENV, DatasetMissing
 
 MIRROR_ENV = "MOCA_DATA_MIRROR"
-from harness.cache_dir import CACHE_ENV  # noqa: E402,F401
 STAMPS = "verified"
 
 

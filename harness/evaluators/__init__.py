@@ -12,8 +12,9 @@ pure functions in :mod:`harness.metrics`.
 from __future__ import annotations
 
 from harness.evaluators._base import (
-    EVALUATORS, EvalContext, Evaluator, build_evaluator, build_evaluators, logged_metrics, make_context,
+    EVALUATORS, EvalContext, Evaluator, build_evaluator, build_evaluators, logged_metrics, make_context, needed,
+    prepare_feature_nets,
 )
 
 __all__ = ["EVALUATORS", "EvalContext", "Evaluator", "build_evaluator", "build_evaluators", "logged_metrics",
-           "make_context"]
+           "make_context", "needed", "prepare_feature_nets"]

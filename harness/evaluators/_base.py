@@ -143,3 +143,22 @@ def build_evaluators(cfg, data, prior, device, run_dir=None) -> list[Evaluator]:
     ``eval.split: val`` they see the validation split in place of the test split."""
     ctx = make_context(cfg, data, prior, device, run_dir)
     return [build_evaluator(name, ctx) for name in cfg.eval.metrics]
+
+
+def needed(cfg) -> list[str]:
+    """The feature networks the metrics of ``cfg`` use (each evaluator's ``feature_nets``)."""
+    out: list[str] = []
+    for metric in dict.fromkeys(cfg.eval.metrics):
+        evaluator = EVALUATORS.get(metric)
+        own = getattr(cfg.eval, evaluator.config_key) if evaluator.config_key else None
+        out += [n for n in evaluator.feature_nets(own) if n not in out]
+    return out
+
+
+def prepare_feature_nets(cfg, data=None, notice=None) -> list:
+    """Every feature network the run config ``cfg`` needs, loaded, or trained and cached when
+    absent (on the CPU): what a sweep calls once before its runs start."""
+    from harness.evaluators.feature_nets import load_or_train_feature_net
+
+    kwargs = {"notice": notice} if notice is not None else {}
+    return [load_or_train_feature_net(name, cfg, data, "cpu", **kwargs) for name in needed(cfg)]

@@ -43,7 +43,7 @@ from harness.cache_dir import cache_root  # noqa: F401  (re-exported: the one ca
 
 from harness.atomic import atomic_write, write_json
 from harness.metrics.fid import FeatureStats, sha256_file
-from harness.run_folder import PathEscape, inside
+from harness.paths import PathEscape, inside
 
 NETS_SUBDIR = "feature_nets"
 SPOT_CHECKS = 8  # reference images whose features are extracted again when statistics are read

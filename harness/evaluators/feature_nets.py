@@ -22,8 +22,9 @@ records. Reference statistics come from the content-addressed cache of
 :mod:`harness.evaluators.feature_cache`, whose key each run's provenance names.
 
 For callers outside a run (the sweep's preflight, benchmarks): :func:`load_or_train_feature_net`
-gets one network for a run config (training it if absent), and :func:`prepare_feature_nets`
-every network that a run config's metrics need.
+gets one network for a run config (training it if absent), and
+:func:`harness.evaluators._base.prepare_feature_nets` every network that a run config's metrics
+need (it lives beside the registry it reads, so this module does not import the registry back).
 """
 
 from __future__ import annotations
@@ -147,24 +148,6 @@ def load_or_train_feature_net(name: str, cfg, data=None, device: str | torch.dev
         return FeatureNet("lenet", net.dims, net.weights_path, net.weights_sha256, net.test_accuracy,
                           lambda images: lenet_features(images, net.net, device=device), EXTRACTOR_VERSION, net.key)
     raise ValueError(f"unknown feature network {name!r}; allowed: {', '.join(FEATURE_NETS)}")
-
-
-def needed(cfg) -> list[str]:
-    """The feature networks the metrics of ``cfg`` use (each evaluator's ``feature_nets``)."""
-    from harness.evaluators._base import EVALUATORS
-
-    out: list[str] = []
-    for metric in dict.fromkeys(cfg.eval.metrics):
-        evaluator = EVALUATORS.get(metric)
-        own = getattr(cfg.eval, evaluator.config_key) if evaluator.config_key else None
-        out += [n for n in evaluator.feature_nets(own) if n not in out]
-    return out
-
-
-def prepare_feature_nets(cfg, data=None, notice: Callable[[str], None] = _stderr) -> list[FeatureNet]:
-    """Every feature network the run config ``cfg`` needs, loaded, or trained and cached when
-    absent (on the CPU): what a sweep calls once before its runs start."""
-    return [load_or_train_feature_net(name, cfg, data, "cpu", notice) for name in needed(cfg)]
 
 
 class FeatureNetworks:

@@ -52,7 +52,8 @@ def prepare_feature_nets(configs: Iterable, notice=None) -> None:
     """Load (or train once) each distinct feature network that ``configs`` need, on the CPU;
     its notice goes to ``notice`` (default: stderr)."""
     from harness.datasets import DatasetMissing, load_dataset
-    from harness.evaluators.feature_nets import load_or_train_feature_net, needed
+    from harness.evaluators import needed
+    from harness.evaluators.feature_nets import load_or_train_feature_net
 
     seen = set()
     for cfg in configs:
