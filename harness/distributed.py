@@ -59,6 +59,14 @@ class Dist:
         tdist.all_reduce(t)
         return t
 
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` (picklable) on every rank; ``obj`` itself in a one-process run."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if self.enabled:
             tdist.barrier()

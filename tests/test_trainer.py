@@ -15,6 +15,7 @@ import yaml
 
 from harness.atomic import read_jsonl
 from harness.config import config_from_dict
+from harness.run_folder import RunFolder, load_checkpoint, save_checkpoint
 from harness.train import read_status, train_run
 from harness.trainer import Trainer, lr_factor, reconstruction_loss
 
@@ -96,9 +97,9 @@ def test_checkpoint_round_trip_restores_everything(tmp_path, tiny_tree):
     cfg = config_from_dict(tiny_tree)
     a = Trainer(cfg)
     a.train_epoch()
-    a.save_checkpoint(tmp_path / "c.pt")
+    save_checkpoint(tmp_path / "c.pt", a.state_dict())
     b = Trainer(cfg)
-    b.load_checkpoint(tmp_path / "c.pt")
+    b.load_state_dict(load_checkpoint(tmp_path / "c.pt"))
     sa, sb = a.state_dict(), b.state_dict()
     assert (sa["epoch"], sa["step"]) == (sb["epoch"], sb["step"]) == (1, 5)
     for k in sa["model"]:
@@ -120,15 +121,15 @@ class Killed(BaseException):
 
 def interrupt_after_epoch(cfg, run_dir, epoch, monkeypatch):
     """Train ``cfg`` in ``run_dir`` until the checkpoint of ``epoch`` is written, then 'kill' it."""
-    original = Trainer.save_checkpoint
+    original = RunFolder.save_checkpoint
 
-    def save_then_die(self, path):
-        original(self, path)
-        if self.epoch == epoch:
+    def save_then_die(self, state):
+        original(self, state)
+        if state["epoch"] == epoch:
             raise Killed
 
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "save_checkpoint", save_then_die)
+        m.setattr(RunFolder, "save_checkpoint", save_then_die)
         with pytest.raises(Killed):
             train_run(cfg, run_dir)
 
