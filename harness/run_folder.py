@@ -462,7 +462,9 @@ class RunFolder:
             bad.unlink(missing_ok=True)
         if not skipped:
             return Resumed()
-        return Resumed(notice=f"{skipped[0]} and no earlier checkpoint can be read; the run restarts from epoch 0")
+        none = ("no earlier checkpoint can be read" if len(broken) == len(skipped)
+                else f"no checkpoint of epoch {max_epoch} or earlier is kept")
+        return Resumed(notice=f"{skipped[0]} and {none}; the run restarts from epoch 0")
 
     def resume_point(self, expects_epoch0: bool) -> tuple[Resumed, list[str]]:
         """Where the run resumes, and the notices of what was recovered.
