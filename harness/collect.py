@@ -9,7 +9,8 @@ writes, atomically, into ``results/<sweep>/``:
   diverged / failed as the run folder records it, see :func:`harness.run_folder.disk_state`;
   ``unreadable`` when its status.json cannot be read), ``epochs`` (the last epoch logged),
   ``wall_time_s``, ``in_sweep`` (whether the run belongs to the sweep's latest expansion),
-  ``warning`` (the run's health warnings, :mod:`harness.health`), ``problems`` (what is broken in the folder, empty when nothing), then the
+  ``warning`` (the run's health warnings, :mod:`harness.health`), ``problems`` (what is broken in the folder, empty when nothing),
+  ``reason`` (why a run failed or diverged, or how SLURM ended it: type and message), then the
   final metrics (the last readable line of ``metrics.jsonl``);
 * ``curves.csv``: one row per run and logged epoch: ``id``, ``name``, the varied keys,
   ``epoch`` and every metric logged that epoch (epoch 0 = evaluation at initialisation).
@@ -39,14 +40,14 @@ import pandas as pd
 
 from harness.atomic import write_text
 from harness.run_folder import (
-    CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
+    CONFIG, DIVERGED, FAILED, INTERRUPTED, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
     read_config_tree, read_json_file, read_metrics, read_status, run_dir, sweep_dir,
 )
 from harness.naming import lookup, run_name
 
 RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
 RUN_COLUMNS = ["id", "name"]
-STATE_COLUMNS = ["status", "epochs", "wall_time_s", "in_sweep", "warning", "problems"]
+STATE_COLUMNS = ["status", "epochs", "wall_time_s", "in_sweep", "warning", "problems", "reason"]
 UNREADABLE = "unreadable"  # status.json exists but cannot be read
 
 
@@ -162,7 +163,8 @@ def collect(sweep: str | Path, results: str | Path = "results",
         row = dict(head, status=state, epochs=metrics[-1]["epoch"] if metrics else 0,
                    wall_time_s=(status or {}).get("wall_time_s"), in_sweep=entry["id"] in current,
                    warning="; ".join(map(str, warnings)) if isinstance(warnings, list) else "",
-                   problems="; ".join(problems) if problems else None)
+                   problems="; ".join(problems) if problems else None,
+                   reason=(status or {}).get("reason") if state in (FAILED, DIVERGED, INTERRUPTED) else None)
         for key, value in (metrics[-1] if metrics else {}).items():
             if key != "epoch":
                 col = _renamed(key, fixed)

@@ -260,3 +260,22 @@ def test_a_run_from_an_older_schema_still_resumes(tmp_path, tiny_tree, monkeypat
     torch.save(ckpt, run / "checkpoint.pt")
     assert train_run(cfg, run) == "done"
     assert read_status(run)["epoch"] == 4
+
+
+def test_a_failure_reason_keeps_type_and_message(tmp_path, tiny_tree, monkeypatch):
+    """Issue 21.5: an OSError without errno (every feature-network cache folder read-only)
+    keeps its text, not only 'OSError'; an environment error keeps its plain words."""
+    def no_cache(self, x):
+        raise OSError("no writable cache folder for the LeNet network; set MOCA_CACHE_DIR")
+
+    monkeypatch.setattr(Trainer, "train_step", no_cache)
+    assert train_run(config_from_dict(tiny_tree), tmp_path / "run") == "failed"
+    assert read_status(tmp_path / "run")["reason"] == (
+        "OSError: no writable cache folder for the LeNet network; set MOCA_CACHE_DIR")
+
+    def full(self, x):
+        raise OSError(28, "No space left on device", "/results/x")
+
+    monkeypatch.setattr(Trainer, "train_step", full)
+    assert train_run(config_from_dict(tiny_tree), tmp_path / "run2") == "failed"
+    assert read_status(tmp_path / "run2")["reason"] == "OSError: /results/x: no space left on device"

@@ -122,7 +122,9 @@ def finished_line(launch: Launch, state: str, note: str, n: int, total: int, exe
     if state in FINAL:
         final = last_metrics(launch.folder)
         shown = [f"{k}={final[k]:.4g}" for k in HEADLINE if isinstance(final.get(k), (int, float))][:2]
-        return line + (f" {', '.join(took)}" if took else "") + (f" ({', '.join(shown)})" if shown else "")
+        reason = f": {str(status['reason']).splitlines()[0]}" if state != "done" and status.get("reason") else ""
+        return (line + reason + (f" {', '.join(took)}" if took else "")
+                + (f" ({', '.join(shown)})" if shown else ""))
     reason = status.get("reason") if state == FAILED else None
     detail = "; ".join(str(x).splitlines()[0] for x in (reason, note) if x)
     log = f" (log: {launch.folder / LOG})" if executor == "local" else ""
