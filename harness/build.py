@@ -141,11 +141,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 def split_batches(batch_size: int, epochs: int, n_train: int, world_size: int) -> Batches:
     """The global batch (at most the training set), its per-rank part and the step counts."""
     size = min(batch_size, n_train)
-    if size % world_size:
-        raise ConfigError("train.batch_size", f"got {size}; allowed: a multiple of the "
-                                              f"{world_size} processes of the run")
+    check_batch_split(size, world_size)
     per_epoch = n_train // size
     return Batches(size, size // world_size, per_epoch, per_epoch * epochs)
+
+
+def check_batch_split(batch_size: int, world_size: int) -> None:
+    """A global batch must split evenly over the run's processes (DDP); checked before the
+    processes join (``harness.train``) and again when the batch is known (:func:`split_batches`)."""
+    if batch_size % world_size:
+        raise ConfigError("train.batch_size", f"got {batch_size}; allowed: a multiple of the "
+                                              f"{world_size} processes of the run")
 
 
 def seed_global_generators(seed: int) -> None:

@@ -107,6 +107,11 @@ def init_from_env(device: str = "auto", timeout_s: float = 1800.0) -> Dist:
     return current()
 
 
-def shutdown() -> None:
+def shutdown(together: bool = False) -> None:
+    """Leave the process group. ``together`` (every rank ended the run normally): first wait
+    for all ranks, so no rank tears its connections down while another still uses them (rank 0
+    writes the run's last checkpoint and status after the last collective)."""
     if tdist.is_available() and tdist.is_initialized():
+        if together and tdist.get_world_size() > 1:
+            tdist.barrier()
         tdist.destroy_process_group()

@@ -41,6 +41,7 @@ from harness.run_folder import (
     check_run_path, checkpoint_config, clean_temp_files, describe_os_error, load_checkpoint, now, read_config_tree,
     read_metrics, read_status, run_lock, same_config,
 )
+from harness.build import check_batch_split
 from harness.tracking import build_trackers
 from harness.trainer import Diverged, Trainer
 
@@ -298,11 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         check_machine(cfg)  # before the run folder is touched
+        check_batch_split(cfg.train.batch_size, distributed.world_size_from_env())  # before the processes join
     except ConfigError as e:
         print(f"error: {e if e.source else e.with_source(args.config)}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("results") / "runs" / run_id(cfg)
     dist = distributed.init_from_env(cfg.train.device)  # torchrun / srun: join the run's processes
+    state = None
     try:
         state = train_run(cfg, out)
     except (ConfigError, NotARunFolder) as e:
@@ -316,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     finally:
-        distributed.shutdown()
+        distributed.shutdown(together=state not in (None, FAILED))
     if not dist.is_main:
         return {"done": 0, "diverged": 3}.get(state, 1)
     status = read_status(out) or {}
