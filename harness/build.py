@@ -139,8 +139,12 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def split_batches(batch_size: int, epochs: int, n_train: int, world_size: int) -> Batches:
-    """The global batch (at most the training set), its per-rank part and the step counts."""
-    size = min(batch_size, n_train)
+    """The global batch (at most the training set: a larger one is refused), its per-rank
+    part and the step counts."""
+    if batch_size > n_train:  # known only now for a dataset that declares no size (validation checks the rest)
+        raise ConfigError("train.batch_size", f"got {batch_size}; allowed: an integer <= {n_train}, the "
+                                              "training items of the loaded data")
+    size = batch_size
     check_batch_split(size, world_size)
     per_epoch = n_train // size
     return Batches(size, size // world_size, per_epoch, per_epoch * epochs)

@@ -30,7 +30,6 @@ Python API: :func:`collect` returns the two tables as pandas DataFrames.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from harness.errors import CommandLine
 from harness.atomic import write_text
 from harness.run_folder import (
     CONFIG, DIVERGED, FAILED, INTERRUPTED, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state,
@@ -197,7 +197,7 @@ def write_collection(sweep: str | Path, results: str | Path = "results",
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.collect", description=__doc__.split("\n\n")[0])
+    parser = CommandLine(prog="python -m harness.collect", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", help="sweep name (a folder under --results) or a sweep folder")
     parser.add_argument("--results", default="results", help="results root (default: results)")
     args = parser.parse_args(argv)

@@ -127,6 +127,7 @@ class OptimConfig:
 # torch.set_num_threads(100000) segfaults; a fixed bound (not the validating machine's core
 # count) keeps a sweep validated on a login node valid on its compute nodes
 MAX_THREADS = 1024
+MAX_EPOCHS = 100_000  # far beyond any study (the paper's longest: 400); a typo's 1e30 is refused
 
 
 @dataclass
@@ -149,7 +150,7 @@ class TrainConfig:
     sync_bn: bool = True  # several processes (DDP) on CUDA: SyncBatchNorm (BN over the global batch)
 
     def check(self, p: str) -> None:
-        require(self.epochs >= 1, f"{p}.epochs", self.epochs, "an integer >= 1")
+        require(1 <= self.epochs <= MAX_EPOCHS, f"{p}.epochs", self.epochs, f"an integer in [1, {MAX_EPOCHS}]")
         require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
         require_choice(self.device, f"{p}.device", ["auto", "cpu", "cuda"])
         ok = self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS
@@ -200,11 +201,15 @@ class RunConfig:
     def check(self, p: str = "") -> None:
         """Requirements across sections, once every section is valid on its own: the
         regularizer's and each plug-in's ``check_run`` (dataset, architecture, prior, metrics)."""
+        from harness.datasets._base import known_train_items
         from methods import REGULARIZERS
 
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         require(self.eval.split != "val" or self.data.val_size >= 1, "eval.split", self.eval.split,
                 "test, or val together with data.val_size >= 1 (the validation split is held out of training)")
+        items = known_train_items(self.data)
+        require(items is None or self.train.batch_size <= items, "train.batch_size", self.train.batch_size,
+                f"an integer <= {items}, the training items of this data section")
         REGULARIZERS.get(self.method.name).check_run(self)
         for plugin in plugins_of(self):
             check_run = getattr(plugin, "check_run", None)

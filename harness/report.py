@@ -22,7 +22,6 @@ JavaScript. Exit status 0, 2 when the folder is not a sweep.
 
 from __future__ import annotations
 
-import argparse
 import html
 import math
 import os
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.errors import CommandLine
 from harness.atomic import write_text
 from harness.figures.results import ItemDataError, ResultsUnreadable, load_sweep_results
 from harness.run_folder import read_json_file
@@ -209,7 +209,7 @@ def build(folder: Path, out: Path, figures: bool = True) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.report", description="Write a sweep's HTML report.")
+    p = CommandLine(prog="python -m harness.report", description="Write a sweep's HTML report.")
     p.add_argument("sweep", help="sweep folder, e.g. results/my_sweep")
     p.add_argument("--out", default=None, help=f"output file (default: <sweep>/{REPORT})")
     p.add_argument("--no-figures", action="store_true", help="do not draw the default figure")

@@ -23,7 +23,6 @@ Python API: :func:`train_run` (used by the sweep executors) and :func:`read_stat
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -31,6 +30,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.errors import CommandLine
 from harness import distributed
 from harness.atomic import write_text
 from harness.config import ConfigError, RunConfig, check_machine, config_from_dict, load_config, run_id
@@ -290,7 +290,7 @@ def _train_follower(cfg: RunConfig, run_dir: Path, dist: distributed.Dist) -> st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.train", description=__doc__.split("\n\n")[0])
+    parser = CommandLine(prog="python -m harness.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="run config YAML")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable), e.g. --set method.tau=0.2")

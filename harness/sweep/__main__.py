@@ -31,6 +31,7 @@ import time
 
 from tqdm import tqdm
 
+from harness.errors import CommandLine
 from harness.config import ConfigError, check_machine
 from harness.run_folder import describe_os_error
 from harness.sweep.engine import (
@@ -70,7 +71,7 @@ def _gpu_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.sweep", description="Run a sweep of training runs.")
+    p = CommandLine(prog="python -m harness.sweep", description="Run a sweep of training runs.")
     p.add_argument("sweep", help="sweep file (sweeps/<name>.yaml)")
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)")
     p.add_argument("--workers", type=_positive, default=None,
@@ -174,6 +175,22 @@ class StatusReporter:
         self.stop.set()
 
 
+def gpu_problem(gpus: list[int] | None, flag: str) -> str | None:
+    """One line when GPUs are asked for that this machine does not have, else None."""
+    if not gpus:
+        return None
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return (f"{flag} {','.join(map(str, gpus))}: this machine has no usable CUDA device; "
+                "leave it out to train on the CPU")
+    missing = [g for g in gpus if g >= count]
+    if missing:
+        return f"{flag} {','.join(map(str, gpus))}: no GPU {missing[0]}; allowed: 0-{count - 1}"
+    return None
+
+
 def local_gpu_slots(args: argparse.Namespace, sweep) -> list[str]:
     """CUDA_VISIBLE_DEVICES of each concurrent local run; [] on a machine without GPUs."""
     gpus = args.gpus if args.gpus is not None else sweep.local.gpus
@@ -238,6 +255,11 @@ def _main(args: argparse.Namespace) -> int:
                 check_machine(run.config)
         except ConfigError as e:
             print(f"{args.sweep}: {e}", file=sys.stderr)
+            return 2
+        problem = args.executor == "local" and gpu_problem(
+            args.gpus if args.gpus is not None else sweep.local.gpus, "--gpus" if args.gpus is not None else "local.gpus")
+        if problem:
+            print(f"{args.sweep}: {problem}", file=sys.stderr)
             return 2
 
     selection = None
