@@ -112,6 +112,34 @@ def build_run(cfg: RunConfig, data: DataBundle | None = None, run_dir: Path | No
                     optimizer, scheduler, evaluators, precise_bn_idx)
 
 
+TRAINING_COPIES = 4  # weights, gradients and Adam's two moments, float32 each
+
+
+def check_model_fits(cfg: RunConfig) -> None:
+    """Refuse, in one line naming the model's size settings and the memory it needs, a model
+    whose weights, gradients and Adam state do not fit in this machine's memory (the GPU's
+    on CUDA, else the RAM). The model is built on the ``meta`` device: nothing is allocated.
+    Unknown item shapes (known only once the data is loaded) are not checked."""
+    from harness.datasets import dataset_kind
+
+    kind = dataset_kind(cfg.data.name)
+    if kind.shape is None:
+        return
+    method = REGULARIZERS.get(cfg.method.name)
+    with torch.device("meta"):
+        model = build_autoencoder(cfg.model, kind.shape(cfg.data), method.extra_outputs(cfg.method.params))
+    need = TRAINING_COPIES * sum(p.numel() * p.element_size() for p in model.parameters())
+    device = resolve_device(cfg.train.device)
+    if device.type == "cuda":
+        have, where = torch.cuda.get_device_properties(device).total_memory, "GPU memory"
+    else:
+        have, where = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "RAM"
+    if need > have:
+        raise ConfigError("model.latent_dim", f"got {cfg.model.latent_dim} (model.arch {cfg.model.arch}): the model "
+                                              f"needs {need / 2**30:.3g} GiB for weights, gradients and Adam state; "
+                                              f"this machine has {have / 2**30:.3g} GiB of {where}")
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` is CUDA when available; on CUDA each process of a run uses ``cuda:local_rank``."""
     if name == "auto":

@@ -549,7 +549,7 @@ def run_id(cfg: RunConfig, tree: dict | None = None) -> str:
 
 def check_machine(cfg: RunConfig) -> None:
     """What ``cfg`` needs of the machine that trains it here (``train.device: cuda``: a usable
-    CUDA device), checked before anything starts by the entry points that train on this
+    CUDA device; memory for the model, its gradients and Adam's state), checked before anything starts by the entry points that train on this
     machine (``harness.train``, the sweep's local and debug executors). A sweep submitted to
     SLURM is not checked here: its runs train elsewhere, where the trainer refuses in one line."""
     if cfg.train.device == "cuda":
@@ -558,3 +558,6 @@ def check_machine(cfg: RunConfig) -> None:
         if not torch.cuda.is_available():
             raise ConfigError("train.device", "got 'cuda', but this machine has no usable CUDA device; "
                                               "allowed here: auto, cpu")
+    from harness.build import check_model_fits
+
+    check_model_fits(cfg)  # a model that cannot be allocated: one line, not an allocator traceback

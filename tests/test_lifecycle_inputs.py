@@ -95,3 +95,18 @@ def test_a_failing_rank_0_makes_the_launcher_exit_non_zero(tmp_path):
     crashed = [line for line in done.stderr.splitlines() if "Error" in line and "ChildFailedError" not in line
                and not line.startswith("error:")]
     assert crashed == []  # rank 1 stopped because it was told, not because its partner vanished
+
+
+def test_a_model_that_cannot_be_allocated_is_one_line_and_no_run_folder(tmp_path, tiny_tree, capsys):
+    """Issue 18.8: latent_dim 10^12 needs ~10^6 GiB; refused before the run folder exists,
+    naming the setting and the size (the model is sized on the meta device, not allocated)."""
+    from harness.train import main
+
+    tiny_tree["model"]["latent_dim"] = 10**12
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(tiny_tree))
+    assert main([str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.latent_dim: got 1000000000000 (model.arch mlp): the model needs " in err
+    assert "GiB for weights, gradients and Adam state; this machine has" in err
+    assert not (tmp_path / "run").exists()

@@ -157,6 +157,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, tiny_tree, m
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
 
 
+@pytest.mark.slow  # ~50 s: a real process trained, killed and trained again
 def test_sigkilled_process_resumes_bitwise_identical(tmp_path, tiny_tree):
     """A real SIGKILL of `python -m harness.train` mid-run, then the same command again."""
     tiny_tree["data"].update(num_points=2000, input_dim=50)
