@@ -150,7 +150,7 @@ class TrainConfig:
     sync_bn: bool = True  # several processes (DDP) on CUDA: SyncBatchNorm (BN over the global batch)
 
     def check(self, p: str) -> None:
-        require(1 <= self.epochs <= MAX_EPOCHS, f"{p}.epochs", self.epochs, f"an integer in [1, {MAX_EPOCHS}]")
+        require(1 <= self.epochs <= MAX_EPOCHS, f"{p}.epochs", self.epochs, f"an integer >= 1 and <= {MAX_EPOCHS}")
         require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
         require_choice(self.device, f"{p}.device", ["auto", "cpu", "cuda"])
         ok = self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS
@@ -207,14 +207,14 @@ class RunConfig:
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         require(self.eval.split != "val" or self.data.val_size >= 1, "eval.split", self.eval.split,
                 "test, or val together with data.val_size >= 1 (the validation split is held out of training)")
-        items = known_train_items(self.data)
-        require(items is None or self.train.batch_size <= items, "train.batch_size", self.train.batch_size,
-                f"an integer <= {items}, the training items of this data section")
         REGULARIZERS.get(self.method.name).check_run(self)
         for plugin in plugins_of(self):
             check_run = getattr(plugin, "check_run", None)
             if check_run is not None:
                 check_run(self)
+        items = known_train_items(self.data)
+        require(items is None or self.train.batch_size <= items, "train.batch_size", self.train.batch_size,
+                f"an integer <= {items}, the training items of this data section")
 
     def to_dict(self) -> dict:
         out = {}

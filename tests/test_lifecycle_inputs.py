@@ -44,7 +44,7 @@ def test_gpus_are_refused_on_a_machine_without_cuda(tmp_path, tiny_tree, capsys)
 
 
 @pytest.mark.parametrize("key, value, bound", [
-    ("epochs", 10**30, "train.epochs: got 1000000000000000000000000000000; allowed: an integer in [1, 100000]"),
+    ("epochs", 10**30, "train.epochs: got 1000000000000000000000000000000; allowed: an integer >= 1 and <= 100000"),
     ("batch_size", 161, "train.batch_size: got 161; allowed: an integer <= 160, the training items"),
 ])
 def test_epochs_and_batch_size_have_upper_bounds(tiny_tree, key, value, bound):
