@@ -35,6 +35,7 @@ def test_an_argparse_error_is_one_line_with_exit_2(module, capsys):
 def test_gpus_are_refused_on_a_machine_without_cuda(tmp_path, tiny_tree, capsys):
     from harness.sweep.__main__ import main
 
+    tiny_tree["train"]["device"] = "auto"  # the default: it would train on the GPU it was given
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"name": "s", "base": tiny_tree, "grid": {"seed": [0]}}))
     assert main([str(path), "--results", str(tmp_path / "results"), "--gpus", "0"]) == 2

@@ -256,7 +256,8 @@ def _main(args: argparse.Namespace) -> int:
         except ConfigError as e:
             print(f"{args.sweep}: {e}", file=sys.stderr)
             return 2
-        problem = args.executor == "local" and gpu_problem(
+        on_gpus = args.executor == "local" and any(run.config.train.device != "cpu" for run in sweep.runs)
+        problem = on_gpus and gpu_problem(  # (device: cpu runs ignore their GPU slot)
             args.gpus if args.gpus is not None else sweep.local.gpus, "--gpus" if args.gpus is not None else "local.gpus")
         if problem:
             print(f"{args.sweep}: {problem}", file=sys.stderr)
