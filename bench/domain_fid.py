@@ -22,7 +22,6 @@ The last line is one JSON object with the headline numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from harness.errors import CommandLine
 from harness.config import config_from_dict
 from harness.datasets import load_dataset
 from harness.metrics import fid as M
@@ -59,7 +59,7 @@ def correlated_stats(n: int, d: int, seed: int, shift: float) -> tuple[np.ndarra
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = CommandLine(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--cache-root", default=None, help="feature-network cache (default: MOCA_CACHE_DIR or ~/.cache/moca-harness)")
     parser.add_argument("--skip-pytorch-fid", action="store_true", help="skip the 20-90 s scipy sqrtm")

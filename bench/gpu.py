@@ -23,7 +23,6 @@ JSON object of the numbers and ratios.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -38,6 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.errors import CommandLine
 from harness.config import config_from_dict  # noqa: E402
 from harness.datasets import DataBundle  # noqa: E402
 from harness.trainer import Trainer  # noqa: E402
@@ -201,7 +201,7 @@ def bench_fid(args, device: str) -> tuple[dict, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = CommandLine(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20, help="steps per timing within a round")

@@ -40,6 +40,7 @@ import torch
 
 from harness.evaluators.feature_cache import reference_statistics, stats_determinants
 from harness.evaluators.feature_nets import INCEPTION_EXTRACTOR
+from harness.errors import CommandLine
 from harness.evaluators.fid import FIDConfig
 from harness.metrics import fid as M
 
@@ -117,7 +118,7 @@ def child_swd(n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = CommandLine(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-fid", type=int, default=2000, help="images in the FID comparison (two halves)")
     parser.add_argument("--n-swd", type=int, default=10000, help="images per set for image SWD")
     parser.add_argument("--child", choices=["fid", "swd"], help=argparse.SUPPRESS)

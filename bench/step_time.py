@@ -18,7 +18,6 @@ object of the ratios, for tracking over time.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -26,6 +25,7 @@ import time
 
 import torch
 
+from harness.errors import CommandLine
 from harness.config import config_from_dict
 from harness.datasets import DataBundle
 from harness.trainer import Trainer, reconstruction_loss
@@ -102,7 +102,7 @@ def time_steps(step, n: int, device: str) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = CommandLine(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=10, help="steps per timing within a round")

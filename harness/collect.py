@@ -13,7 +13,8 @@ writes, atomically, into ``results/<sweep>/``:
   the unit of the values measured in a feature space: ``<group>_features`` (e.g.
   ``fid_features`` = ``lenet-128`` or ``inception-2048``) and ``<group>_features_sha256`` (the
   network's weights) for each provenance file of the run that names one
-  (:func:`harness.run_folder.feature_spaces`; ``fid`` stays the metric's key), then the
+  (:func:`harness.run_folder.feature_spaces`; ``fid`` stays the metric's key),
+  ``reason`` (why a run failed or diverged, or how SLURM ended it: type and message), then the
   final metrics (the last readable line of ``metrics.jsonl``);
 * ``curves.csv``: one row per run and logged epoch: ``id``, ``name``, the varied keys,
   ``epoch`` and every metric logged that epoch (epoch 0 = evaluation at initialisation).
@@ -33,7 +34,6 @@ Python API: :func:`collect` returns the two tables as pandas DataFrames.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -42,8 +42,10 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.atomic import write_text_if_changed
+from harness.errors import CommandLine
 from harness.run_folder import (
-    CONFIG, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error, disk_state, feature_spaces,
+    CONFIG, DIVERGED, FAILED, INTERRUPTED, MANIFEST, METRICS, PENDING, RUN_ID_RE, STATUS, PathEscape, describe_os_error,
+    disk_state, feature_spaces,
     read_config_tree, read_json_file, read_metrics, read_status, run_dir, sweep_dir,
 )
 from harness.dotted import lookup
@@ -51,7 +53,7 @@ from harness.naming import run_name
 
 RUNS_CSV, CURVES_CSV = "runs.csv", "curves.csv"
 RUN_COLUMNS = ["id", "name"]
-STATE_COLUMNS = ["status", "epochs", "wall_time_s", "in_sweep", "warning", "problems"]
+STATE_COLUMNS = ["status", "epochs", "wall_time_s", "in_sweep", "warning", "problems", "reason"]
 UNREADABLE = "unreadable"  # status.json exists but cannot be read
 
 
@@ -167,7 +169,8 @@ def collect(sweep: str | Path, results: str | Path = "results",
         row = dict(head, status=state, epochs=metrics[-1]["epoch"] if metrics else 0,
                    wall_time_s=(status or {}).get("wall_time_s"), in_sweep=entry["id"] in current,
                    warning="; ".join(map(str, warnings)) if isinstance(warnings, list) else "",
-                   problems="; ".join(problems) if problems else None)
+                   problems="; ".join(problems) if problems else None,
+                   reason=(status or {}).get("reason") if state in (FAILED, DIVERGED, INTERRUPTED) else None)
         for group, (_, space) in feature_spaces(path).items():
             units = {f"{group}_features": space.label, f"{group}_features_sha256": space.weights_sha256}
             row.update(units)
@@ -204,7 +207,7 @@ def write_collection(sweep: str | Path, results: str | Path = "results",
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.collect", description=__doc__.split("\n\n")[0])
+    parser = CommandLine(prog="python -m harness.collect", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", help="sweep name (a folder under --results) or a sweep folder")
     parser.add_argument("--results", default="results", help="results root (default: results)")
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ architectures, priors and evaluators own their settings the same way: ``data``, 
 ``eval`` declare here only the keys every plug-in shares, and each plug-in's ``Config`` adds its
 own (:mod:`harness.plugin_settings`). Requirements across sections (an image metric on vector
 data, an image size an architecture cannot decode) are each plug-in's ``check_run(cfg)``, run
-at validation; what the machine must offer (``train.device: cuda``) is :func:`check_machine`.
+at validation; what the machine must offer (``train.device: cuda``, memory) is :func:`harness.build.check_machine`.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ class OptimConfig:
 # torch.set_num_threads(100000) segfaults; a fixed bound (not the validating machine's core
 # count) keeps a sweep validated on a login node valid on its compute nodes
 MAX_THREADS = 1024
+MAX_EPOCHS = 100_000  # far beyond any study (the paper's longest: 400); a typo's 1e30 is refused
 
 
 @dataclass
@@ -150,7 +151,7 @@ class TrainConfig:
     sync_bn: bool = True  # several processes (DDP) on CUDA: SyncBatchNorm (BN over the global batch)
 
     def check(self, p: str) -> None:
-        require(self.epochs >= 1, f"{p}.epochs", self.epochs, "an integer >= 1")
+        require(1 <= self.epochs <= MAX_EPOCHS, f"{p}.epochs", self.epochs, f"an integer >= 1 and <= {MAX_EPOCHS}")
         require(self.batch_size >= 1, f"{p}.batch_size", self.batch_size, "an integer >= 1")
         require_choice(self.device, f"{p}.device", ["auto", "cpu", "cuda"])
         ok = self.num_threads is None or 1 <= self.num_threads <= MAX_THREADS
@@ -201,6 +202,7 @@ class RunConfig:
     def check(self, p: str = "") -> None:
         """Requirements across sections, once every section is valid on its own: the
         regularizer's and each plug-in's ``check_run`` (dataset, architecture, prior, metrics)."""
+        from harness.datasets._base import known_train_items
         from methods import REGULARIZERS
 
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
@@ -211,6 +213,9 @@ class RunConfig:
             check_run = getattr(plugin, "check_run", None)
             if check_run is not None:
                 check_run(self)
+        items = known_train_items(self.data)
+        require(items is None or self.train.batch_size <= items, "train.batch_size", self.train.batch_size,
+                f"an integer <= {items}, the training items of this data section")
 
     def to_dict(self) -> dict:
         out = {}
@@ -528,16 +533,3 @@ def run_id(cfg: RunConfig, tree: dict | None = None) -> str:
     started with another thread count or data folder keeps its id. ``tree``: ``cfg.to_dict()``
     when the caller has it already (a sweep of 10,000 runs resolves each tree once)."""
     return tree_fingerprint(without_execution_only(tree if tree is not None else cfg.to_dict()))
-
-
-def check_machine(cfg: RunConfig) -> None:
-    """What ``cfg`` needs of the machine that trains it here (``train.device: cuda``: a usable
-    CUDA device), checked before anything starts by the entry points that train on this
-    machine (``harness.train``, the sweep's local and debug executors). A sweep submitted to
-    SLURM is not checked here: its runs train elsewhere, where the trainer refuses in one line."""
-    if cfg.train.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device", "got 'cuda', but this machine has no usable CUDA device; "
-                                              "allowed here: auto, cpu")

@@ -59,6 +59,14 @@ class Dist:
         tdist.all_reduce(t)
         return t
 
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` (picklable) on every rank; ``obj`` itself in a one-process run."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if self.enabled:
             tdist.barrier()
@@ -99,6 +107,11 @@ def init_from_env(device: str = "auto", timeout_s: float = 1800.0) -> Dist:
     return current()
 
 
-def shutdown() -> None:
+def shutdown(together: bool = False) -> None:
+    """Leave the process group. ``together`` (every rank ended the run normally): first wait
+    for all ranks, so no rank tears its connections down while another still uses them (rank 0
+    writes the run's last checkpoint and status after the last collective)."""
     if tdist.is_available() and tdist.is_initialized():
+        if together and tdist.get_world_size() > 1:
+            tdist.barrier()
         tdist.destroy_process_group()

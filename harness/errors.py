@@ -8,6 +8,7 @@ Command-line entry points print ``error: <message>`` and exit with status 2.
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from harness.registry import suggest
@@ -40,3 +41,12 @@ def require_choice(value: Any, key: str, choices: list[str]) -> None:
         raise ConfigError(
             key, f"got {value!r}{suggest(value, choices)}; allowed: {', '.join(choices)}"
         )
+
+
+class CommandLine(argparse.ArgumentParser):
+    """``argparse`` whose usage errors are one line, like every other error of the harness:
+    ``error: <prog>: <what argparse says> (see <prog> --help)``, exit status 2 (argparse
+    itself prints the whole usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")

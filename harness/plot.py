@@ -35,6 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from harness.errors import CommandLine
 from harness.figures.base import Item, ItemData, TableOut
 from harness.figures.generic import KINDS, PlotSpec, draw_spec, metric_columns, scale_text
 from harness.figures.results import ItemDataError, ResultsUnreadable, load_sweep_results
@@ -51,7 +52,7 @@ class UsageError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.plot", description="Plot or tabulate any sweep's results.",
+    p = CommandLine(prog="python -m harness.plot", description="Plot or tabulate any sweep's results.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweeps", nargs="+", help="sweep folder(s), e.g. results/my_sweep")
     p.add_argument("--kind", choices=KINDS, default=None, help="what to draw (default: see below)")

@@ -27,7 +27,6 @@ parent: one line).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import html
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.errors import CommandLine
 from harness.atomic import write_text
 from harness.figures.results import ItemDataError, ResultsUnreadable, load_sweep_results
 from harness.run_folder import PathEscape, describe_os_error, inside, read_json_file
@@ -288,7 +288,7 @@ def output_file(out: str | None, folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.report", description="Write a sweep's HTML report.")
+    p = CommandLine(prog="python -m harness.report", description="Write a sweep's HTML report.")
     p.add_argument("sweep", help="sweep folder, e.g. results/my_sweep")
     p.add_argument("--out", default=None, help=f"output file (default: <sweep>/{REPORT})")
     p.add_argument("--no-figures", action="store_true", help="do not draw the default figure")

@@ -1,7 +1,9 @@
 """The run folder: its files, states, lock, "same config?" check and broken-file recovery.
 
 Results on disk are the API (docs/design.md "A run folder"). This module is the one place
-that knows the layout, and it imports no torch and no scheduler code, so ``harness.train``,
+that knows the layout (checkpoint rotation and recovery included: :meth:`RunFolder.resume_point`),
+and it imports no torch at import time (only the checkpoint functions load it) and no
+scheduler code, so ``harness.train``,
 the sweep engine, ``harness.collect`` and ``harness.figures`` all read and write run folders
 through it::
 
@@ -12,6 +14,7 @@ through it::
         status.json     {"state": running|interrupted|done|diverged|failed, "epoch", "step", ...}
         metrics.jsonl   one JSON object per epoch (epoch 0 = evaluation at initialisation)
         checkpoint.pt   the training state after the last completed epoch
+        checkpoint.prev.pt  the one before it (the fallback and the rollback target)
         error.txt       the traceback of a crashed run
         train.log       the output of a run started by the local executor
         .lock           held (flock) by the process that trains the run
@@ -24,14 +27,20 @@ sweep engine adds ``queued`` from the scheduler (:mod:`harness.sweep.state`).
 
 Broken files (a run killed by the kernel, a full disk, a hand edit) never make a run fail
 for good: :func:`read_metrics` keeps every readable line and reports torn, unreadable or
-missing lines; a run folder whose ``config.json`` or ``status.json`` cannot be read is
-recovered by the trainer (:mod:`harness.train`) where it can tell what the run was.
+missing lines; a run resumes from the newest readable checkpoint that is not ahead of the
+last intact metrics line (:meth:`RunFolder.resume_point`), so a lost line is retrained, never
+skipped; a finished run records the size and SHA-256 of its checkpoint and metrics
+(:meth:`RunFolder.record_final`) and a rerun that finds them changed resumes from what is
+intact (:meth:`RunFolder.final_damage`); a run folder whose ``config.json`` or
+``status.json`` cannot be read is recovered by :mod:`harness.train` where it can tell what
+the run was.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -42,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from harness.paths import PathEscape, inside  # noqa: F401  (re-exported)
-from harness.atomic import write_json, write_text
+from harness.atomic import atomic_write, write_json, write_text
 
 if TYPE_CHECKING:  # the config module is imported lazily: it pulls in the plug-in registries
     from harness.config import RunConfig
@@ -51,6 +60,7 @@ if TYPE_CHECKING:  # the config module is imported lazily: it pulls in the plug-
 
 CONFIG, STATUS, METRICS, CHECKPOINT, ERROR, LOG, LOCK = (
     "config.json", "status.json", "metrics.jsonl", "checkpoint.pt", "error.txt", "train.log", ".lock")
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the checkpoint that checkpoint.pt replaced
 MANIFEST = "sweep.json"  # the sweep folder's manifest (written by the sweep engine)
 SEARCH_FILE = "search.json"  # a searched sweep's stages and selections (harness.sweep.search)
 TRIAL, FIXED, TUNED = "trial", "fixed", "tuned"  # the stages of a searched sweep's runs
@@ -193,6 +203,18 @@ class Metrics:
             n = len(self.missing_epochs)
             out.append(f"{n} epoch{'s' if n > 1 else ''} missing ({_ranges(self.missing_epochs)})")
         return out
+
+    def intact_through(self, expects_epoch0: bool) -> int:
+        """The last epoch up to which every line is readable: e with epochs 1..e all logged
+        (and epoch 0 when ``expects_epoch0``, a run that evaluates at initialisation);
+        -1 when even epoch 0 is missing. A run resumes from no checkpoint after it."""
+        have = {r["epoch"] for r in self.rows}
+        if expects_epoch0 and 0 not in have:
+            return -1
+        last = 0
+        while last + 1 in have:
+            last += 1
+        return last
 
 
 def _ranges(xs: list[int]) -> str:
@@ -454,13 +476,169 @@ class RunFolder:
         """Append one row (the file is rewritten through a rename: a kill never tears it)."""
         self.write_metrics([*self.metrics().rows, row])
 
-    def truncate_metrics(self, last_epoch: int) -> Metrics:
-        """Keep the readable rows up to ``last_epoch`` (the checkpoint we resume from);
-        returns what was read, so the caller can report broken lines."""
+    def save_checkpoint(self, state: dict) -> None:
+        save_checkpoint(self.file(CHECKPOINT), state)
+
+    def latest_checkpoint(self, max_epoch: int | None = None) -> Resumed:
+        """The newest readable checkpoint whose epoch is at most ``max_epoch``:
+        ``checkpoint.pt``, else ``checkpoint.prev.pt``, else none (a fresh start).
+
+        An unreadable checkpoint (cut off, corrupt) is removed, and a readable previous one
+        takes its name, so the next save does not rotate the broken file over it; one that
+        is ahead of ``max_epoch`` is kept (it is rotated away by the next save). The
+        notice says in one line what was used instead.
+        """
+        newest = self.file(CHECKPOINT)
+        skipped: list[str] = []
+        broken: list[Path] = []
+        for path in (newest, previous_checkpoint(newest)):
+            if not path.exists():
+                continue
+            try:
+                state = load_checkpoint(path)
+            except Exception as e:  # noqa: BLE001 - whatever the damage, fall back
+                why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                skipped.append(f"{path}: unreadable ({why[:120]})")
+                broken.append(path)
+                continue
+            if max_epoch is not None and int(state["epoch"]) > max_epoch:
+                skipped.append(f"{path}: epoch {state['epoch']} is ahead of the last intact metrics line "
+                               f"(epoch {max_epoch})")
+                continue
+            for bad in broken:
+                bad.unlink(missing_ok=True)
+            if path != newest and newest in broken:
+                os.replace(path, newest)
+                path = newest
+            notice = (f"{skipped[0]}; resumed from {path.name if newest not in broken else PREVIOUS_CHECKPOINT} "
+                      f"(epoch {state['epoch']})") if skipped else None
+            return Resumed(state, path.name, notice)
+        for bad in broken:
+            bad.unlink(missing_ok=True)
+        if not skipped:
+            return Resumed()
+        none = ("no earlier checkpoint can be read" if len(broken) == len(skipped)
+                else f"no checkpoint of epoch {max_epoch} or earlier is kept")
+        return Resumed(notice=f"{skipped[0]} and {none}; the run restarts from epoch 0")
+
+    def resume_point(self, expects_epoch0: bool) -> tuple[Resumed, list[str]]:
+        """Where the run resumes, and the notices of what was recovered.
+
+        The resume point is never ahead of the last intact metrics line: a line cut off or
+        lost rolls back to the checkpoint of that epoch (``checkpoint.prev.pt``) or, when
+        none is kept, restarts the run, so the lost epoch is trained again. The metrics
+        file is cut to the resume point (removed for a fresh start).
+        """
         read = self.metrics()
-        if self.file(METRICS).exists() or last_epoch > 0:
-            self.write_metrics([r for r in read.rows if r["epoch"] <= last_epoch])
-        return read
+        resumed = self.latest_checkpoint(max_epoch=read.intact_through(expects_epoch0))
+        notices = [resumed.notice] if resumed.notice else []
+        if read.problems:
+            notices.append(f"{self.file(METRICS)}: {'; '.join(read.problems)}"
+                           + ("; unreadable lines dropped" if read.torn_last or read.bad_lines else ""))
+        if resumed.state is None:
+            self.file(METRICS).unlink(missing_ok=True)
+        else:
+            self.write_metrics([r for r in read.rows if r["epoch"] <= resumed.epoch])
+        return resumed, notices
+
+    def record_final(self) -> dict:
+        """Size and SHA-256 of the final checkpoint and metrics (kept in status.json ``files``)."""
+        return {name: file_digest(self.file(name)) for name in FINAL_FILES}
+
+    def final_damage(self, status: dict) -> str | None:
+        """One line naming the files of a finished run that differ from what was recorded
+        at its finish, or None when they match (or nothing was recorded: an older run)."""
+        recorded = status.get("files")
+        if not isinstance(recorded, dict):
+            return None
+        changed = [name for name in FINAL_FILES
+                   if name in recorded and file_digest(self.file(name)) != recorded[name]]
+        if not changed:
+            return None
+        return (f"{self.path}: {' and '.join(changed)} changed since the run finished (size or SHA-256); "
+                "resuming from what is intact")
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError behind an exception (torch.save reports a full disk as ``unexpected pos``)."""
+    seen = e
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write a training state atomically; the file it replaces is kept as ``*.prev.pt`` (the
+    fallback when the newest cannot be read, and the rollback target when the newest is
+    ahead of the metrics). A full disk raises its ``OSError``."""
+    import torch
+
+    path = Path(path)
+    try:
+        atomic_write(path, lambda f: torch.save(state, f), mode="wb", previous=previous_checkpoint(path))
+    except RuntimeError as e:
+        cause = _os_error_in(e)
+        if cause is None:
+            raise
+        raise OSError(cause.errno, cause.strerror, str(path)) from None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A training state (tensors on the CPU); raises when the file is not a readable checkpoint."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
+        raise ValueError("not a checkpoint of this harness")
+    return state
+
+
+def previous_checkpoint(path: str | Path) -> Path:
+    """``checkpoint.pt`` -> ``checkpoint.prev.pt``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
+def checkpoint_config(path: str | Path) -> dict | None:
+    """The config tree stored in a checkpoint, or None when it cannot be read."""
+    try:
+        return load_checkpoint(path).get("config")
+    except Exception:  # noqa: BLE001 - any unreadable file is "no config"
+        return None
+
+
+def file_digest(path: str | Path) -> dict | None:
+    """``{"size", "sha256"}`` of a file, or None when it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return {"size": Path(path).stat().st_size, "sha256": h.hexdigest()}
+    except OSError:
+        return None
+
+
+@dataclass
+class Resumed:
+    """Where a run resumes: the training state (None: from scratch), the file it came from,
+    and one line saying what had to be recovered (None when nothing was wrong)."""
+
+    state: dict | None = None
+    name: str | None = None
+    notice: str | None = None
+
+    @property
+    def epoch(self) -> int:
+        return int(self.state["epoch"]) if self.state is not None else 0
+
+
+FINAL_FILES = (CHECKPOINT, METRICS)  # what a finished run records the size and hash of
 
 
 def describe_os_error(e: OSError, path: str | Path | None = None) -> str:

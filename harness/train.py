@@ -23,7 +23,6 @@ Python API: :func:`train_run` (used by the sweep executors) and :func:`read_stat
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -31,17 +30,20 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.errors import CommandLine
 from harness import distributed
 from harness.atomic import write_text
-from harness.config import ConfigError, RunConfig, check_machine, config_from_dict, load_config, run_id
+from harness.config import ConfigError, RunConfig, config_from_dict, load_config, run_id
 from harness.datasets import DatasetMissing
 from harness.provenance import code_version, package_versions, process_info
 from harness.run_folder import (
-    CHECKPOINT, CONFIG, DATA_FAILURE, ERROR, FINAL, METRICS, RUNNING, STATUS, NotARunFolder, RunFolder, check_run_path,
-    clean_temp_files, describe_os_error, now, read_config_tree, read_metrics, read_status, run_lock, same_config,
+    CHECKPOINT, CONFIG, DATA_FAILURE, DIVERGED, DONE, ERROR, FAILED, FINAL, METRICS, RUNNING, STATUS, NotARunFolder,
+    RunFolder, check_run_path, checkpoint_config, clean_temp_files, describe_os_error, load_checkpoint, now,
+    read_config_tree, read_metrics, read_status, run_lock, same_config,
 )
+from harness.build import check_batch_split, check_machine
 from harness.tracking import build_trackers
-from harness.trainer import Diverged, Trainer, read_checkpoint_config
+from harness.trainer import Diverged, Trainer
 
 __all__ = ["train_run", "read_status", "read_run_config", "main"]
 
@@ -106,7 +108,7 @@ def _claim_config(folder: RunFolder, cfg: RunConfig, notices: list[str]) -> None
             why = None
             if folder.path.name == run_id(cfg):
                 why = "the folder is named after this run's id"
-            elif ckpt.exists() and same_config(read_checkpoint_config(ckpt), cfg):
+            elif ckpt.exists() and same_config(checkpoint_config(ckpt), cfg):
                 why = "checkpoint.pt holds this run's config"
             elif not trained:
                 why = "nothing was trained in this folder yet"
@@ -117,41 +119,65 @@ def _claim_config(folder: RunFolder, cfg: RunConfig, notices: list[str]) -> None
     folder.write_config(cfg)
 
 
+class _Plan:
+    """What rank 0 tells the other ranks of a multi-process run before any of them builds
+    anything, so that all resume from the same file or all stop (one broadcast; nothing in
+    a single-process run). Leaving the ``with`` block untold tells them ``failed``."""
+
+    def __init__(self, dist: distributed.Dist):
+        self.dist, self.told = dist, False
+
+    def tell(self, stop: str | None = None, checkpoint: str | None = None) -> None:
+        if not self.told:
+            self.told = True
+            self.dist.broadcast_object({"stop": stop, "checkpoint": checkpoint})
+
+    def __enter__(self) -> "_Plan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.tell(stop=FAILED)
+
+
 def train_run(cfg: RunConfig, run_dir: str | Path, quiet_errors: bool = False, notify=_notify,
               take_lock: bool = True) -> str:
     """Start or resume the run of ``cfg`` in ``run_dir``; return its final state.
 
     The state is ``done``, ``diverged`` (non-finite loss: step and reason in status.json)
-    or ``failed`` (an exception: its message in status.json, the traceback in error.txt).
-    A run already ``done`` or ``diverged`` returns at once; ``running`` is returned, with
-    nothing done, when another process holds the folder's lock (it is training this run).
-    In a multi-process run, only rank 0 writes (and holds the lock); the other ranks train in
-    step with it (:func:`_train_follower`).
+    or ``failed`` (an exception: its type and message in status.json, the traceback in
+    error.txt). A run already ``done`` (its checkpoint and metrics as recorded at its
+    finish) or ``diverged`` returns at once; ``running`` is returned, with nothing done,
+    when another process holds the folder's lock (it is training this run). In a
+    multi-process run, only rank 0 writes (and holds the lock) and tells the other ranks
+    where to resume (:class:`_Plan`); they train in step with it (:func:`_train_follower`).
 
     Raises :class:`~harness.run_folder.NotARunFolder` for a path that is a file or a folder
     of other files, :class:`ConfigError` for a folder that holds another run, and
     ``OSError`` when the folder cannot be written at all. Broken files are recovered, each
     with a one-line notice (``notify``, also kept in status.json ``notices``): temporary
-    files of killed writes are removed, an unreadable status.json is rebuilt, an unreadable
-    checkpoint falls back to the previous one (or the run restarts), metric lines that are
-    cut off or unreadable are dropped.
+    files of killed writes are removed, an unreadable status.json is rebuilt, the run
+    resumes from the newest readable checkpoint not ahead of the last intact metrics line
+    (:meth:`RunFolder.resume_point`), a finished run whose files changed resumes from what
+    is intact.
     """
     dist = distributed.current()
     if not dist.is_main:
-        return _train_follower(cfg, Path(run_dir))
-    folder = RunFolder(run_dir)
-    check_run_path(folder.path)
-    folder.path.mkdir(parents=True, exist_ok=True)
-    if not take_lock:  # the caller holds the folder's lock (a multi-process run's rank 0)
-        return _train_locked(cfg, folder, quiet_errors, notify)
-    with run_lock(folder.path) as held:
-        if not held:
-            notify(f"{folder.path}: another process is training this run; nothing done")
-            return RUNNING
-        return _train_locked(cfg, folder, quiet_errors, notify)
+        return _train_follower(cfg, Path(run_dir), dist)
+    with _Plan(dist) as plan:
+        folder = RunFolder(run_dir)
+        check_run_path(folder.path)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        if not take_lock:  # the caller holds the folder's lock (a multi-process run's rank 0)
+            return _train_locked(cfg, folder, quiet_errors, notify, plan)
+        with run_lock(folder.path) as held:
+            if not held:
+                notify(f"{folder.path}: another process is training this run; nothing done")
+                plan.tell(stop=RUNNING)
+                return RUNNING
+            return _train_locked(cfg, folder, quiet_errors, notify, plan)
 
 
-def _train_locked(cfg: RunConfig, folder: RunFolder, quiet_errors: bool, notify) -> str:
+def _train_locked(cfg: RunConfig, folder: RunFolder, quiet_errors: bool, notify, plan: _Plan) -> str:
     notices: list[str] = []
     removed = clean_temp_files(folder.path)
     if removed:
@@ -162,98 +188,111 @@ def _train_locked(cfg: RunConfig, folder: RunFolder, quiet_errors: bool, notify)
         notices.append(f"{folder.file(STATUS)}: unreadable; rebuilt (the run resumes from its checkpoint)")
     previous = previous or {}
     if previous.get("state") in FINAL:
-        for line in notices:
-            notify(line)
-        return previous["state"]
-    start = time.time()
-    wall_before = float(previous.get("wall_time_s", 0.0) or 0.0)
+        damage = folder.final_damage(previous) if previous["state"] == DONE else None
+        if damage is None:
+            for line in notices:
+                notify(line)
+            plan.tell(stop=previous["state"])
+            return previous["state"]
+        notices.append(damage)
+    return _train(cfg, folder, previous, notices, quiet_errors, notify, plan)
+
+
+def _train(cfg: RunConfig, folder: RunFolder, previous: dict, notices: list[str], quiet_errors: bool,
+           notify, plan: _Plan) -> str:
+    """Resume (or start) and train the run; record its outcome in status.json."""
+    start, wall_before = time.time(), float(previous.get("wall_time_s", 0.0) or 0.0)
     folder.update_status(
         state="running", started_at=previous.get("started_at", now()), resumed_at=now() if previous else None,
-        finished_at=None, reason=None, warnings=None, seed=cfg.seed, world_size=distributed.current().world_size,
-        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"), code_version=code_version(),
-        packages=package_versions(), notices=None, **process_info(),
+        finished_at=None, reason=None, warnings=None, files=None, seed=cfg.seed,
+        world_size=distributed.current().world_size, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        code_version=code_version(), packages=package_versions(), notices=None, **process_info(),
     )
     trainer, trackers, last = None, [], {}
     try:
-        trainer = Trainer(cfg, folder.path)
-        ckpt = folder.file(CHECKPOINT)
-        if trainer.resume(ckpt) is None:  # a fresh start: no metrics of an earlier attempt survive
-            folder.file(METRICS).unlink(missing_ok=True)
-        if trainer.notice:
-            notices.append(trainer.notice)
-        read = folder.truncate_metrics(trainer.epoch)
-        if read.problems:
-            notices.append(f"{folder.file(METRICS)}: {'; '.join(read.problems)}"
-                           + ("; unreadable lines dropped" if read.torn_last or read.bad_lines else ""))
+        resumed, recovered = folder.resume_point(expects_epoch0=bool(cfg.eval.metrics) and cfg.eval.every > 0)
+        notices += recovered
         for line in notices:
             notify(line)
         if notices:
             folder.update_status(notices=notices)
-
+        plan.tell(checkpoint=resumed.name)
+        trainer = Trainer(cfg, folder.path)
+        if resumed.state is not None:
+            trainer.load_state_dict(resumed.state)
         trackers = build_trackers(cfg, folder.path, trainer.epoch)
-        say = epoch_lines(cfg)
-
-        def on_epoch(row: dict) -> None:
-            folder.append_metrics(row)
-            last.update(row)
-            for t in trackers:
-                t.log_epoch(row)
-                if trainer.images:
-                    t.log_images(trainer.images, row["epoch"])
-            trainer.images = {}
-            if say:
-                print(epoch_line(row, cfg.train.epochs), file=sys.stderr, flush=True)
-
-        def on_checkpoint() -> None:
-            trainer.save_checkpoint(ckpt)
-            folder.update_status(epoch=trainer.epoch, step=trainer.step,
-                                 wall_time_s=wall_before + time.time() - start)
-
-        trainer.fit(on_epoch, on_checkpoint)
-        state, extra = "done", {"warnings": run_warnings(trainer, folder.file(METRICS))}
+        for row in trainer.epochs():
+            _record_epoch(folder, trainer, row, trackers, last)
+            if row["epoch"] >= 1:
+                folder.save_checkpoint(trainer.state_dict())
+                folder.update_status(epoch=trainer.epoch, step=trainer.step,
+                                     wall_time_s=wall_before + time.time() - start)
+        state, extra = DONE, {"warnings": run_warnings(trainer, folder.file(METRICS)), "files": folder.record_final()}
     except Diverged as e:
-        state, extra = "diverged", {"reason": e.reason, "diverged_step": e.step}
-    except DatasetMissing as e:  # not a result of the run: the sweep starts it again once the data is there
-        state, extra = "failed", {"reason": str(e), "failure": DATA_FAILURE}
-    except ConfigError as e:
-        state, extra = "failed", {"reason": str(e)}
-    except OSError as e:  # the environment (disk full, read-only, permissions): one line, no traceback
-        state, extra = "failed", {"reason": describe_os_error(e)}
-    except Exception as e:  # a crash ends this run only; the message is kept on disk
-        write_text(folder.file(ERROR), traceback.format_exc())
-        if not quiet_errors:
-            traceback.print_exc()
-        state, extra = "failed", {"reason": f"{type(e).__name__}: {e}"}
-    for t in trackers:
-        try:
-            t.close(state, last)
-        except Exception as e:  # a tracker never changes the run's outcome
-            print(f"warning: {type(t).__name__}: {type(e).__name__}: {e}", file=sys.stderr)
+        state, extra = DIVERGED, {"reason": e.reason, "diverged_step": e.step}
+    except Exception as e:  # a crash ends this run only; type and message are kept on disk
+        state, extra = FAILED, {"reason": failure_reason(e)}
+        if isinstance(e, DatasetMissing):  # not a result of the run: the sweep starts it again once the data is there
+            extra["failure"] = DATA_FAILURE
+        if not isinstance(e, (DatasetMissing, ConfigError, OSError)):  # a bug: its traceback too
+            write_text(folder.file(ERROR), traceback.format_exc())
+            if not quiet_errors:
+                traceback.print_exc()
+    _close_trackers(trackers, state, last)
     progress = {"epoch": trainer.epoch, "step": trainer.step} if trainer is not None else {}
     folder.update_status(state=state, finished_at=now(), wall_time_s=wall_before + time.time() - start,
                          **progress, **extra)
     return state
 
 
-def _train_follower(cfg: RunConfig, run_dir: Path) -> str:
-    """Rank > 0 of a multi-process run: resume from the same checkpoint as rank 0 and train
-    in step with it (every collective matches), writing nothing."""
-    previous = read_status(run_dir) or {}
-    if previous.get("state") in FINAL:
-        return previous["state"]
-    trainer = Trainer(cfg, run_dir)  # its DDP wrapper waits for rank 0, which wrote the folder by now
-    ckpt = run_dir / CHECKPOINT
-    if ckpt.exists():
-        trainer.load_checkpoint(ckpt)
+def failure_reason(e: BaseException) -> str:
+    """``<type>: <message>`` of the exception that ended a run (an environment error in plain
+    words, e.g. ``OSError: /results/x: no space left on device``)."""
+    message = describe_os_error(e) if isinstance(e, OSError) and e.errno is not None else str(e)
+    return f"{type(e).__name__}: {message}" if message else type(e).__name__
+
+
+def _record_epoch(folder: RunFolder, trainer: Trainer, row: dict, trackers: list, last: dict) -> None:
+    """The epoch's metrics line, trackers and (off a terminal) its status line."""
+    folder.append_metrics(row)
+    last.update(row)
+    for t in trackers:
+        t.log_epoch(row)
+        if trainer.images:
+            t.log_images(trainer.images, row["epoch"])
+    trainer.images = {}
+    if epoch_lines(trainer.cfg):
+        print(epoch_line(row, trainer.cfg.train.epochs), file=sys.stderr, flush=True)
+
+
+def _close_trackers(trackers: list, state: str, last: dict) -> None:
+    for t in trackers:
+        try:
+            t.close(state, last)
+        except Exception as e:  # a tracker never changes the run's outcome
+            print(f"warning: {type(t).__name__}: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _train_follower(cfg: RunConfig, run_dir: Path, dist: distributed.Dist) -> str:
+    """Rank > 0 of a multi-process run: resume from the checkpoint rank 0 chose (or stop when
+    it says so) and train in step with it (every collective matches), writing nothing."""
+    plan = dist.broadcast_object(None)
+    if plan["stop"]:
+        return plan["stop"]
+    state = load_checkpoint(run_dir / plan["checkpoint"]) if plan["checkpoint"] else None
+    trainer = Trainer(cfg, run_dir)  # rank 0 writes no checkpoint before this DDP wrapper syncs
+    if state is not None:
+        trainer.load_state_dict(state)
     try:
-        trainer.fit(lambda row: None)
+        for _ in trainer.epochs():
+            pass
     except Diverged:
-        return "diverged"
-    return "done"
+        return DIVERGED
+    return DONE
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.train", description=__doc__.split("\n\n")[0])
+    parser = CommandLine(prog="python -m harness.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="run config YAML")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable), e.g. --set method.tau=0.2")
@@ -262,11 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         check_machine(cfg)  # before the run folder is touched
+        check_batch_split(cfg.train.batch_size, distributed.world_size_from_env())  # before the processes join
     except ConfigError as e:
         print(f"error: {e if e.source else e.with_source(args.config)}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("results") / "runs" / run_id(cfg)
     dist = distributed.init_from_env(cfg.train.device)  # torchrun / srun: join the run's processes
+    state = None
     try:
         state = train_run(cfg, out)
     except (ConfigError, NotARunFolder) as e:
@@ -280,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     finally:
-        distributed.shutdown()
+        distributed.shutdown(together=state not in (None, FAILED))
     if not dist.is_main:
         return {"done": 0, "diverged": 3}.get(state, 1)
     status = read_status(out) or {}

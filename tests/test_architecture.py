@@ -60,6 +60,7 @@ def test_each_plugin_owns_its_settings():
     assert {ARCHS.get(a).Config for a in ("small_conv", "a1", "a2", "resnet_hq")} == {ARCHS.get("a1").Config}
 
     cfg = config_from_dict({"data": {"name": "synthetic", "num_points": 50, "input_dim": 7, "train_limit": 40},
+                            "train": {"batch_size": 32},
                             "model": {"arch": "mlp", "hidden": [9], "width": 3},
                             "eval": {"fid": {"num_samples": 20}, "swd": {"mode": "swd_pytorch"},
                                      "knn": {"k": 3}, "prdc": {"k": 2}}})
@@ -137,7 +138,7 @@ def test_adding_a_plugin_with_settings_is_one_registration():
 # ---------------------------------------------------------------------------- item 2: validation
 
 
-VECTORS = {"data": {"name": "synthetic", "num_points": 20}, "model": {"arch": "mlp", "latent_dim": 4},
+VECTORS = {"data": {"name": "synthetic", "num_points": 64}, "model": {"arch": "mlp", "latent_dim": 4},
            "train": {"epochs": 1}}
 CROSS_SECTION = [
     ("image metric on vectors", {**VECTORS, "eval": {"metrics": ["latent", "image_swd"]}},

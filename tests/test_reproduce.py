@@ -116,7 +116,7 @@ TINY = ["data.name=digits", "data.train_limit=64", "data.test_limit=64", "train.
         "eval.fid.num_samples=32", "eval.prdc.num_samples=32", "eval.knn.num_train=64", "eval.knn.num_test=32",
         "eval.swd.num_images=32"]
 TINY_BY_STUDY = {
-    "synthetic_latent": ["data.num_points=64", "train.epochs=2"],
+    "synthetic_latent": ["data.num_points=64", "train.epochs=2", "train.batch_size=32"],
     "mnist_tsne": ["data.name=digits", "data.train_limit=64", "data.test_limit=64", "train.epochs=1",
                    "eval.artifacts.tsne_points=40", "eval.knn.num_train=64", "eval.knn.num_test=32"],
 }

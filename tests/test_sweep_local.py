@@ -215,3 +215,19 @@ def test_sigterm_of_the_sweep_stops_its_runs_and_a_rerun_finishes_them(tmp_path,
     assert not any(pid_alive(pid) for pid in pids)
     assert run_sweep(path, results, "--workers", "2") == 0
     assert all(read_status(r.parent)["state"] == "done" for r in folder.glob("*/status.json"))
+
+
+def test_divergence_and_failure_reasons_are_in_status_and_runs_csv(tmp_path, tiny_tree, capsys):
+    """Issue 21.5: a diverged run's reason (step, loss terms) shows in ``--status`` and in
+    runs.csv's ``reason`` column, as a failed run's type and message do."""
+    tiny_tree["method"] = {"name": "none"}
+    path = make_sweep(tmp_path, tiny_tree, name="reasons", grid={"optim.lr": [1e-3, 1e30]}, seeds=(0,))
+    results = tmp_path / "results"
+    assert run_sweep(path, results, "--executor", "debug") != 2
+    capsys.readouterr()
+    assert run_sweep(path, results, "--status") == 0
+    out = capsys.readouterr().out
+    assert any("diverged: non-finite loss at step" in line for line in out.splitlines())
+    runs = pd.read_csv(results / "reasons" / "runs.csv").set_index("status")
+    assert runs.loc["diverged", "reason"].startswith("non-finite loss at step")
+    assert runs["reason"].isna().tolist() == [s != "diverged" for s in runs.index]

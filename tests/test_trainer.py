@@ -15,6 +15,7 @@ import yaml
 
 from harness.atomic import read_jsonl
 from harness.config import config_from_dict
+from harness.run_folder import RunFolder, load_checkpoint, save_checkpoint
 from harness.train import read_status, train_run
 from harness.trainer import Trainer, lr_factor, reconstruction_loss
 
@@ -96,9 +97,9 @@ def test_checkpoint_round_trip_restores_everything(tmp_path, tiny_tree):
     cfg = config_from_dict(tiny_tree)
     a = Trainer(cfg)
     a.train_epoch()
-    a.save_checkpoint(tmp_path / "c.pt")
+    save_checkpoint(tmp_path / "c.pt", a.state_dict())
     b = Trainer(cfg)
-    b.load_checkpoint(tmp_path / "c.pt")
+    b.load_state_dict(load_checkpoint(tmp_path / "c.pt"))
     sa, sb = a.state_dict(), b.state_dict()
     assert (sa["epoch"], sa["step"]) == (sb["epoch"], sb["step"]) == (1, 5)
     for k in sa["model"]:
@@ -120,15 +121,15 @@ class Killed(BaseException):
 
 def interrupt_after_epoch(cfg, run_dir, epoch, monkeypatch):
     """Train ``cfg`` in ``run_dir`` until the checkpoint of ``epoch`` is written, then 'kill' it."""
-    original = Trainer.save_checkpoint
+    original = RunFolder.save_checkpoint
 
-    def save_then_die(self, path):
-        original(self, path)
-        if self.epoch == epoch:
+    def save_then_die(self, state):
+        original(self, state)
+        if state["epoch"] == epoch:
             raise Killed
 
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "save_checkpoint", save_then_die)
+        m.setattr(RunFolder, "save_checkpoint", save_then_die)
         with pytest.raises(Killed):
             train_run(cfg, run_dir)
 
@@ -156,6 +157,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path, tiny_tree, m
     assert_same_run(tmp_path / "straight", tmp_path / "resumed")
 
 
+@pytest.mark.slow  # ~50 s: a real process trained, killed and trained again
 def test_sigkilled_process_resumes_bitwise_identical(tmp_path, tiny_tree):
     """A real SIGKILL of `python -m harness.train` mid-run, then the same command again."""
     tiny_tree["data"].update(num_points=2000, input_dim=50)
@@ -259,3 +261,22 @@ def test_a_run_from_an_older_schema_still_resumes(tmp_path, tiny_tree, monkeypat
     torch.save(ckpt, run / "checkpoint.pt")
     assert train_run(cfg, run) == "done"
     assert read_status(run)["epoch"] == 4
+
+
+def test_a_failure_reason_keeps_type_and_message(tmp_path, tiny_tree, monkeypatch):
+    """Issue 21.5: an OSError without errno (every feature-network cache folder read-only)
+    keeps its text, not only 'OSError'; an environment error keeps its plain words."""
+    def no_cache(self, x):
+        raise OSError("no writable cache folder for the LeNet network; set MOCA_CACHE_DIR")
+
+    monkeypatch.setattr(Trainer, "train_step", no_cache)
+    assert train_run(config_from_dict(tiny_tree), tmp_path / "run") == "failed"
+    assert read_status(tmp_path / "run")["reason"] == (
+        "OSError: no writable cache folder for the LeNet network; set MOCA_CACHE_DIR")
+
+    def full(self, x):
+        raise OSError(28, "No space left on device", "/results/x")
+
+    monkeypatch.setattr(Trainer, "train_step", full)
+    assert train_run(config_from_dict(tiny_tree), tmp_path / "run2") == "failed"
+    assert read_status(tmp_path / "run2")["reason"] == "OSError: /results/x: no space left on device"

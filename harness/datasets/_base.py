@@ -126,6 +126,8 @@ class DatasetKind:
     image: bool
     class_labels: bool
     shape: Callable[[Any], tuple[int, ...]] | None = None
+    # training items under these settings before data.train_limit (None: known only once loaded)
+    train_items: Callable[[Any], int] | None = None
 
 
 def square_images(channels: int, native_side: int) -> Callable[[Any], tuple[int, int, int]]:
@@ -136,6 +138,16 @@ def square_images(channels: int, native_side: int) -> Callable[[Any], tuple[int,
         return (channels, side, side)
 
     return shape
+
+
+def known_train_items(data_cfg) -> int | None:
+    """How many items a run trains on, when known before loading: the dataset's declared
+    count (``DatasetKind.train_items``) or ``data.train_limit``, whichever is smaller, less
+    the validation split (``data.val_size``); None when neither is known."""
+    kind = dataset_kind(data_cfg.name)
+    counts = [n for n in (kind.train_items(data_cfg) if kind.train_items else None, data_cfg.train_limit)
+              if n is not None]
+    return min(counts) - data_cfg.val_size if counts else None
 
 
 def dataset_kind(name: str) -> DatasetKind:

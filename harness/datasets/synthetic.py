@@ -31,7 +31,8 @@ class SyntheticConfig:
 
 
 @DATASETS.register("synthetic", Config=SyntheticConfig,
-                   kind=DatasetKind(image=False, class_labels=False, shape=lambda c: (c.input_dim,)))
+                   kind=DatasetKind(image=False, class_labels=False, shape=lambda c: (c.input_dim,),
+                                    train_items=lambda c: c.num_points))
 def load_synthetic(data_cfg, seed: int) -> DataBundle:
     n, d = data_cfg.num_points, data_cfg.input_dim
     g = make_generator(0, "synthetic", n, d)

@@ -15,13 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.errors import CommandLine
 from harness.figures.registry import IDS, ITEMS
 from harness.figures.render import ERROR, MISSING, Outcome, render_item
 from harness.registry import suggest
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.figures",
+    p = CommandLine(prog="python -m harness.figures",
                                 description="Regenerate the paper's figures and tables from results/.")
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--only", nargs="+", metavar="ID", default=None,

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from harness.collect import RUN_COLUMNS, STATE_COLUMNS
 from harness.figures.base import (
     FigureOut, ItemData, TableOut, config_values, extra_keys, feature_note, group_label, group_title, label_of,
     metric_label, raise_data_error, seeds_text, value_text,
@@ -56,7 +57,8 @@ METRIC_SETTINGS = {
     "test_recon": ["data.test_limit"],
 }
 TRAINING_COLUMNS = {"loss", "recon", "reg", "lr", "epoch_time_s"}  # logged by the trainer every epoch
-NOT_METRICS = {"id", "name", "status", "epochs", "wall_time_s", "epoch", "step", "eval_time_s", "fid_n"}
+# bookkeeping, never offered as a metric: runs.csv's own columns (harness.collect) and the step counters
+NOT_METRICS = {*RUN_COLUMNS, *STATE_COLUMNS, "epoch", "step", "eval_time_s", "fid_n"}
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,31 @@ def t_half_width(values) -> float:
 
 
 def metric_columns(df: pd.DataFrame, config_keys: set[str]) -> list[str]:
-    """The numeric metric columns of a runs/curves table (not ids, states or config keys)."""
+    """The numeric metric columns of a runs/curves table (not ids, bookkeeping such as
+    ``in_sweep``, flags or config keys). A metric whose values are all NaN is one (drawing it
+    says so, :func:`_need`); a column with no value at all is not."""
     return [c for c in df.columns if c not in NOT_METRICS and c not in config_keys and "." not in c
-            and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+            and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+            and (df[c].notna().any() or df[c].dtype.kind == "f" and len(df))]
+
+
+def finite(values) -> pd.Series:
+    """The finite numbers of ``values`` (NaN, ±inf and non-numbers dropped)."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce")
+    return v[np.isfinite(v)]
+
+
+def dropped_notes(df: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """One caption line per metric with values that are not finite (left out of means, N and
+    intervals)."""
+    out = []
+    for m in metrics:
+        total = len(df[m]) if m in df.columns else 0
+        dropped = total - len(finite(df[m])) if total else 0
+        if dropped:
+            out.append(f"{m}: {dropped} of {total} values not finite (NaN or infinite), left out; "
+                       "N counts finite values only.")
+    return out
 
 
 def metric_notes(sweeps: list[SweepResults], metrics: list[str]) -> list[str]:
@@ -131,9 +155,13 @@ def _frame(sweeps: list[SweepResults], curves: bool) -> tuple[pd.DataFrame, list
 
 
 def _need(df: pd.DataFrame, columns: list[str], where: str) -> None:
-    missing = [c for c in columns if c not in df.columns or df[c].isna().all()]
+    missing = [c for c in columns if c not in df.columns or df[c].isna().all() and df[c].dtype.kind != "f"]
     if missing:
         raise_data_error(f"{where}: no values for {', '.join(missing)} in the done runs")
+    not_finite = [c for c in columns if pd.api.types.is_numeric_dtype(df[c]) and not len(finite(df[c]))]
+    if not_finite:
+        raise_data_error(f"{where}: every value of {', '.join(not_finite)} in the done runs is NaN or infinite "
+                         f"({len(df)} rows)")
 
 
 def draw_spec(spec: PlotSpec, d: ItemData) -> FigureOut | TableOut:
@@ -276,7 +304,8 @@ def summary_table(df: pd.DataFrame, keys: list[str], metrics: list[str]) -> tupl
         row = dict(zip(keys, values))
         row["runs"] = int(part["id"].nunique())
         for m in metrics:
-            v = part[m].dropna()
+            v = finite(part[m])  # N, mean and interval over the finite values only
+            row[f"{m}_n"] = len(v)
             row[f"{m}_mean"], row[f"{m}_sd"] = float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan
             row[f"{m}_ci95"] = t_half_width(v)
         rows.append(row)
@@ -285,8 +314,9 @@ def summary_table(df: pd.DataFrame, keys: list[str], metrics: list[str]) -> tupl
     def cell(m: str, r) -> str:
         mean, half = r[f"{m}_mean"], r[f"{m}_ci95"]
         if mean != mean:
-            return "–"
-        return f"{mean:.4g}" + (f" ± {half:.2g}" if half == half else "")
+            return "no finite value" if r["runs"] else "–"
+        n = f" (N={int(r[f'{m}_n'])})" if r[f"{m}_n"] < r["runs"] else ""
+        return f"{mean:.4g}" + (f" ± {half:.2g}" if half == half else "") + n
 
     display = pd.DataFrame({**{label_of(k): data[k].map(value_text) for k in keys},
                             **{m: [cell(m, r) for _, r in data.iterrows()] for m in metrics},
@@ -302,7 +332,8 @@ def _table(spec: PlotSpec, d: ItemData) -> TableOut:
     data, display = summary_table(df, keys, list(spec.y))
     display = display.rename(columns={m: metric_label(d.sweeps, m) for m in spec.y})
     notes = [f"Cells: mean ± half-width of the 95 % confidence interval of the mean (Student's t over the seeds) "
-             f"of the final value; runs = seeds per row.", *metric_notes(d.sweeps, list(spec.y)), *spec.notes]
+             f"of the final value; runs = seeds per row.", *metric_notes(d.sweeps, list(spec.y)),
+             *dropped_notes(df, list(spec.y)), *spec.notes]
     extras = [k for k in keys if k not in named]
     if extras:
         notes.append(f"also varied, one row per value (not averaged): {', '.join(label_of(k) for k in extras)}.")

@@ -7,7 +7,6 @@ bad command line.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.errors import CommandLine
 from harness.atomic import write_json
 from harness.registry import suggest
 from harness.reproduce import STUDIES
@@ -73,7 +73,7 @@ def run_study(name: str, results: Path, workers: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.reproduce",
+    p = CommandLine(prog="python -m harness.reproduce",
                                 description="Run every CPU-scale study and write REPRODUCTION.md.")
     p.add_argument("--workers", type=int, default=2, help="runs at once (default 2: one per core of a laptop)")
     p.add_argument("--results", default="results", help="results root (default: results)")

@@ -33,7 +33,8 @@ import time
 
 from tqdm import tqdm
 
-from harness.config import ConfigError, check_machine
+from harness.errors import CommandLine
+from harness.config import ConfigError
 from harness.run_folder import describe_os_error
 from harness.sweep.engine import (
     all_final, check_folders, current_states, plan, prepare, print_reasons, print_table, summary,
@@ -74,7 +75,7 @@ def _gpu_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.sweep", description="Run a sweep of training runs.")
+    p = CommandLine(prog="python -m harness.sweep", description="Run a sweep of training runs.")
     p.add_argument("sweep", help="sweep file (sweeps/<name>.yaml)")
     p.add_argument("--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)")
     p.add_argument("--workers", type=_positive, default=None,
@@ -126,7 +127,9 @@ def finished_line(launch: Launch, state: str, note: str, n: int, total: int, exe
     if state in FINAL:
         final = last_metrics(launch.folder)
         shown = [f"{k}={final[k]:.4g}" for k in HEADLINE if isinstance(final.get(k), (int, float))][:2]
-        return line + (f" {', '.join(took)}" if took else "") + (f" ({', '.join(shown)})" if shown else "")
+        reason = f": {str(status['reason']).splitlines()[0]}" if state != "done" and status.get("reason") else ""
+        return (line + reason + (f" {', '.join(took)}" if took else "")
+                + (f" ({', '.join(shown)})" if shown else ""))
     reason = status.get("reason") if state == FAILED else None
     detail = "; ".join(str(x).splitlines()[0] for x in (reason, note) if x)
     log = f" (log: {launch.folder / LOG})" if executor == "local" else ""
@@ -174,6 +177,22 @@ class StatusReporter:
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
+
+
+def gpu_problem(gpus: list[int] | None, flag: str) -> str | None:
+    """One line when GPUs are asked for that this machine does not have, else None."""
+    if not gpus:
+        return None
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return (f"{flag} {','.join(map(str, gpus))}: this machine has no usable CUDA device; "
+                "leave it out to train on the CPU")
+    missing = [g for g in gpus if g >= count]
+    if missing:
+        return f"{flag} {','.join(map(str, gpus))}: no GPU {missing[0]}; allowed: 0-{count - 1}"
+    return None
 
 
 def local_gpu_slots(args: argparse.Namespace, sweep) -> list[str]:
@@ -235,11 +254,19 @@ def _main(args: argparse.Namespace) -> int:
         print(f"{args.sweep}: name: {e}", file=sys.stderr)
         return 2
     if args.executor in ("local", "debug") and not (args.dry_run or args.status):
+        from harness.build import check_machine  # torch: only when runs will train here
+
         try:  # the runs train on this machine: what they need of it, before anything is written
             for run in sweep.runs:
                 check_machine(run.config)
         except ConfigError as e:
             print(f"{args.sweep}: {e}", file=sys.stderr)
+            return 2
+        on_gpus = args.executor == "local" and any(run.config.train.device != "cpu" for run in sweep.runs)
+        problem = on_gpus and gpu_problem(  # (device: cpu runs ignore their GPU slot)
+            args.gpus if args.gpus is not None else sweep.local.gpus, "--gpus" if args.gpus is not None else "local.gpus")
+        if problem:
+            print(f"{args.sweep}: {problem}", file=sys.stderr)
             return 2
 
     selection, defined = None, sweep  # defined: the runs as first expanded (a search: before selection)

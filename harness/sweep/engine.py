@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.atomic import json_text, write_json
-from harness.run_folder import same_config
+from harness.run_folder import DIVERGED, same_config
 from harness.sweep.executors import Launch
 from harness.sweep.identity import PathEscape, format_value, run_dir, short_labels
 from harness.sweep.spec import Sweep, SweepError
@@ -123,13 +123,14 @@ def print_table(sweep: Sweep, states: dict, out: TextIO | None = None) -> None:
 
 
 def print_reasons(sweep: Sweep, states: dict, out: TextIO | None = None) -> None:
-    """One line per ``interrupted`` or ``failed`` run that has a reason in its status.json
-    (the exception of a failed run; how SLURM ended the job of an interrupted one)."""
+    """One line per ``interrupted``, ``failed`` or ``diverged`` run that has a reason in its
+    status.json (the exception of a failed run, type and message; the step and loss terms of
+    a divergence; how SLURM ended the job of an interrupted one)."""
     out = out or sys.stdout
     for run in sweep.runs:
         state, status = states[run.id]
         reason = str((status or {}).get("reason") or "").strip()
-        if state in (INTERRUPTED, FAILED) and reason:
+        if state in (INTERRUPTED, FAILED, DIVERGED) and reason:
             print(f"{run.id} {run.name}: {state}: {reason.splitlines()[0]}", file=out)
 
 

@@ -67,6 +67,7 @@ def _run_distributed(run_dir: Path, threads: int | None) -> str:
         return FAILED
     cfg = config_from_dict(tree)
     dist = distributed.init_from_env(cfg.train.device)
+    state = None
     try:
         threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) or None
         if threads and cfg.train.num_threads is None:
@@ -76,10 +77,12 @@ def _run_distributed(run_dir: Path, threads: int | None) -> str:
             if not dist.sum(torch.tensor([int(held)])).item():
                 if dist.is_main:
                     print(f"{run_dir}: another process is training this run; nothing done", file=sys.stderr)
-                return RUNNING
-            return train_run(cfg, run_dir, take_lock=False)  # rank 0 holds the lock already
+                state = RUNNING
+                return state
+            state = train_run(cfg, run_dir, take_lock=False)  # rank 0 holds the lock already
+            return state
     finally:
-        distributed.shutdown()
+        distributed.shutdown(together=state not in (None, FAILED))
 
 
 class RunJob(submitit.helpers.Checkpointable):
