@@ -19,8 +19,8 @@ from harness.reproduce.beyond import BEYOND
 from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Data
 from harness.reproduce.report import write_report
 from harness.reproduce.stats import (
-    CONTRADICTS, EQUAL, FAILS, HOLDS, INCONCLUSIVE, LESS, NOT_RUN, NOT_WORSE, SUPPORTS, UNDECIDED, Comparison,
-    summarize, trend, verdict, welch_interval,
+    CONTRADICTS, EQUAL, FAILS, HOLDS, INCONCLUSIVE, LESS, NOT_RUN, NOT_WORSE, SUPPORTS, UNDECIDED, UNTESTABLE,
+    Comparison, GridEdge, SeedValues, paired_interval, summarize, trend, verdict, welch_interval,
 )
 from harness.sweep.__main__ import main as sweep_main
 from harness.sweep.spec import load_sweep
@@ -45,6 +45,78 @@ def test_welch_interval_agrees_with_scipys_welch_test():
         _, lo, hi = welch_interval(a, b)
         p = scipy.stats.ttest_ind(a, b, equal_var=False).pvalue
         assert (lo > 0 or hi < 0) == (p < 0.05)
+
+
+def test_paired_interval_by_hand():
+    # per-seed differences 1, 2, 3: mean 2, sd 1, t_{0.975, 2} = 4.3027 -> 2 ± 4.3027 / sqrt(3)
+    a, b = SeedValues([1.0, 2.0, 4.0], [0, 1, 2]), SeedValues([0.0, 0.0, 1.0], [0, 1, 2])
+    diff, lo, hi = paired_interval(a, b)
+    half = 4.302652729911275 / math.sqrt(3)
+    assert diff == 2 and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
+    # pairs are matched by seed, not by position; seeds on one side only are left out
+    shuffled = SeedValues([1.0, 4.0, 2.0, 9.0], [0, 2, 1, 7])
+    assert paired_interval(shuffled, b) == paired_interval(a, b)
+    assert paired_interval([1.0, 2.0, 4.0], [0.0, 0.0, 1.0]) is None  # no seeds: no pairing
+    assert paired_interval(SeedValues([1.0, 2.0], [0, 1]), SeedValues([1.0, 2.0], [1, 5])) is None  # 1 common
+
+
+def test_paired_interval_agrees_with_scipys_paired_t():
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 5, 10):
+        for _ in range(50):
+            shared = rng.normal(0, 5, n)  # a seed's shared effect, as across settings of a study
+            a, b = shared + rng.normal(0.5, 1, n), shared + rng.normal(0, 1, n)
+            seeds = list(rng.permutation(n))
+            _, lo, hi = paired_interval(SeedValues(a, seeds), SeedValues(b, seeds))
+            ci = scipy.stats.ttest_rel(a, b).confidence_interval(0.95)
+            assert (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_comparisons_of_settings_that_share_seeds_are_paired():
+    # a seed effect much larger than the difference: Welch cannot see it, the pairing can
+    a, b = SeedValues([101.0, 201.0, 301.0], [0, 1, 2]), SeedValues([102.0, 202.5, 302.2], [0, 1, 2])
+    c = Comparison(LESS, "a", "b", a, b, "m")
+    assert c.paired and c.outcome == SUPPORTS
+    assert c.welch[1] < 0 < c.welch[2]  # the unpaired interval is kept and shown
+    assert "paired diff" in c.text() and "Welch [" in c.text()
+    plain = Comparison(LESS, "a", "b", list(a), list(b), "m")  # no seeds: Welch decides
+    assert not plain.paired and plain.outcome == UNDECIDED
+
+
+def test_the_edge_rule_makes_a_best_setting_claim_untestable_at_either_edge():
+    contradicting = Comparison(LESS, "a", "b", [2.0, 2.1, 1.9], [1.0, 1.1, 0.9], "m")
+    assert contradicting.outcome == CONTRADICTS
+    for best in (10.0, 1000.0):  # bottom and top edge alike
+        edge = GridEdge(f"best λ = {best}", [10.0, 100.0, 1000.0], [1.0, 1.1])
+        assert verdict([edge, contradicting]) == UNTESTABLE and "edge" in edge.text()
+    assert verdict([GridEdge("best λ = 10", [10.0, 100.0], [])]) == NOT_RUN  # no data: not run
+
+
+def _latent_dim_runs(fid):
+    """Done runs of the latent_dim study: fid[(latent, λ)] -> seed values."""
+    import pandas as pd
+    return pd.DataFrame([{"model.latent_dim": d, "method.weight": lam, "seed": s, "id": f"{d}-{lam}-{s}", "fid": v}
+                         for (d, lam), vals in fid.items() for s, v in enumerate(vals)])
+
+
+def test_best_lambda_claims_use_the_edge_rule():
+    fig4 = next(c for c in CLAIMS if c.id == "fig4")
+    lams = (1.0, 10.0, 100.0, 1000.0)
+
+    def fids(best_small, best_large):  # a V over λ with its minimum at the given λ, per latent dimension
+        out = {}
+        for d, best in ((4, best_small), (64, best_large)):
+            for lam in lams:
+                base = 100 + 20 * abs(math.log10(lam) - math.log10(best))
+                out[(d, lam)] = [base, base + 1, base - 1]
+        return out
+
+    # the best λ grows with the latent dimension, both interior: holds
+    assert verdict(fig4.evaluate(_FakeData({"latent_dim": _latent_dim_runs(fids(10.0, 100.0))})).comparisons) == HOLDS
+    # the best λ at the bottom edge, or at the top edge: untestable, never "does not hold"
+    for small, large in ((1.0, 10.0), (10.0, 1000.0), (1.0, 1.0), (1000.0, 1000.0)):
+        out = fig4.evaluate(_FakeData({"latent_dim": _latent_dim_runs(fids(small, large))}))
+        assert verdict(out.comparisons) == UNTESTABLE
 
 
 def test_summary_is_the_student_t_interval():
@@ -167,7 +239,7 @@ def test_the_report_is_written_from_the_run_folders(tiny_results, tmp_path):
     # verdicts come from the runs: every claim whose metrics the tiny runs logged has run folders listed
     assert f"`{results / 'lambda'}/" in text and f"`{results / 'convergence'}/" in text
     verdicts = [line.split("| **")[1].split("**")[0] for line in text.splitlines() if "| **" in line]
-    assert verdicts and set(verdicts) <= {HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, "measurement"}
+    assert verdicts and set(verdicts) <= {HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, UNTESTABLE, "measurement"}
 
 
 # ------------------------------------------------------------------------------ beyond the paper

@@ -19,7 +19,9 @@ import pandas as pd
 
 from harness.figures.base import value_text
 from harness.figures.results import ResultsUnreadable, SweepResults, load_sweep_results
-from harness.reproduce.stats import EQUAL, LESS, NOT_WORSE, Comparison, summarize, trend
+from harness.reproduce.stats import (
+    EQUAL, LESS, NOT_WORSE, Comparison, GridEdge, SeedValues, edge_of, summarize, trend,
+)
 
 FID = "fid"  # the domain FID (LeNet features) at CPU scale; the key the fid evaluator logs
 
@@ -78,23 +80,25 @@ class Ctx:
         self.data = data
         self.out = Outcome()
 
-    def values(self, study: str, metric: str, label: str, epoch: int | None = None, **filters) -> list[float]:
+    def values(self, study: str, metric: str, label: str, epoch: int | None = None, **filters) -> SeedValues:
         """The seed values of ``metric`` for the runs of ``study`` matching ``filters``
-        (dotted keys passed with ``__`` for ``.``), final epoch or ``epoch``; records the folders."""
+        (dotted keys passed with ``__`` for ``.``), final epoch or ``epoch``, with their seeds
+        (so that comparisons between settings that share seeds are paired); records the folders."""
         filters = {k.replace("__", "."): v for k, v in filters.items()}
         df = self.data.runs(study) if epoch is None else self.data.curves(study)
         if df.empty:
-            return []
+            return SeedValues()
         if epoch is not None:
             df = df[df["epoch"] == epoch]
         df = _match(df, filters)
         if metric not in df.columns:
-            return []
+            return SeedValues()
         df = df[df[metric].notna()]
         folders = [str(self.data.results / study / rid) for rid in df["id"]]
         self.out.runs.setdefault(f"{study}: {label}", [])
         self.out.runs[f"{study}: {label}"] += [f for f in folders if f not in self.out.runs[f"{study}: {label}"]]
-        return [float(v) for v in df[metric]]
+        seeds = [int(v) for v in df["seed"]] if "seed" in df.columns else []  # no seeds: compared unpaired
+        return SeedValues([float(v) for v in df[metric]], seeds)
 
     def grid(self, study: str, key: str, **filters) -> list:
         df = _match(self.data.runs(study), {k.replace("__", "."): v for k, v in filters.items()})
@@ -163,10 +167,11 @@ def method_pairs(ctx: Ctx, study: str, metric: str, ours: str, others: list[str]
 def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = FID) -> None:
     """"The λ of lowest mean ``metric`` grows with ``key``" (Figs. 4, 9, 10; Table 4).
 
-    λ*(x): the grid λ of lowest mean ``metric`` at x. The comparison is made at the largest
+    λ*(x): the grid λ of lowest mean ``metric`` at x. Edge rule (:class:`GridEdge`): when any
+    λ*(x) is the smallest or the largest λ of the grid, the grid cannot locate that optimum and
+    the claim is *untestable on this grid*. Otherwise the comparison is made at the largest
     x: a λ above λ*(x_min) (λ*(x_max) when it is above, else the next grid value) against
     λ*(x_min): "a larger λ than the smallest x prefers gives a lower value at the largest x".
-    A grid whose top is λ*(x_min) cannot test the claim (inconclusive).
     """
     xs = ctx.grid(study, key)
     lams = ctx.grid(study, "method.weight")
@@ -183,11 +188,16 @@ def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = F
                                    + ", ".join(f"λ={value_text(k)}: {v:.3g}" for k, v in means.items()) + ")")
     if len(best) < 2:
         return
+    edges = [x for x in best if edge_of(best[x], lams)]
+    for x in edges:
+        label = f"{what}={value_text(x)}: best λ = {value_text(best[x])}"
+        vals = ctx.values(study, metric, f"{what}={value_text(x)}, λ={value_text(best[x])}",
+                          **{key.replace('.', '__'): x}, method__weight=best[x])
+        ctx.out.comparisons.append(GridEdge(label, list(lams), vals))
+    if edges:
+        return
     lo_x, hi_x = min(best), max(best)
     above = [lam for lam in lams if lam > best[lo_x]]
-    if not above:
-        ctx.note(f"λ*({what}={value_text(lo_x)}) is the top of the λ grid: a shift to larger λ cannot be seen")
-        return
     cand = best[hi_x] if best[hi_x] > best[lo_x] else above[0]
     a = ctx.values(study, metric, f"{what}={value_text(hi_x)}, λ={value_text(cand)}", **{key.replace('.', '__'): hi_x},
                    method__weight=cand)
@@ -261,6 +271,8 @@ def _fig9(ctx: Ctx) -> None:
 
 
 def _fig10_tau(ctx: Ctx) -> None:
+    """Best τ<1 cell against the best τ=1 cell; each best is over λ, so a best λ on an edge of
+    the λ grid makes the claim untestable on this grid (edge rule)."""
     runs = ctx.data.runs("temperature")
     if runs.empty or FID not in runs.columns:
         return
@@ -273,6 +285,10 @@ def _fig10_tau(ctx: Ctx) -> None:
     b = ctx.values("temperature", FID, f"τ={value_text(t1)}, λ={value_text(l1)}", method__tau=t1, method__weight=l1)
     ctx.out.numbers += [f"best cell with τ<1: τ={value_text(tb)}, λ={value_text(lb)}: {summarize(a).text()}",
                         f"best cell with τ=1: λ={value_text(l1)}: {summarize(b).text()}"]
+    lams = sorted(cells.index.get_level_values(1).unique())
+    for tau, lam, vals in ((tb, lb, a), (t1, l1, b)):
+        if edge_of(lam, lams):
+            ctx.out.comparisons.append(GridEdge(f"τ={value_text(tau)}: best λ = {value_text(lam)}", lams, vals))
     ctx.out.comparisons.append(Comparison(LESS, "best τ<1 cell", "best τ=1 cell", a, b, FID))
 
 
