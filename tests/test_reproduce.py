@@ -314,3 +314,77 @@ def test_benchmark_question_reads_the_search_record(tmp_path):
     # no benchmark results: not run, with the command in a note
     empty = by_id["beyond_benchmark"].evaluate(_FakeData({}))
     assert verdict(empty.comparisons) == NOT_RUN and "sweeps/benchmark.yaml" in empty.notes[0]
+
+
+# ------------------------------------------------------------------------------ sequential seeds
+
+
+def _simulate(rng, effect: float) -> "Sequential":
+    """One study of the sequential rule: per-seed paired differences N(effect, 1), seeds added
+    in the batches the rule asks for until it decides or reaches the cap."""
+    from harness.reproduce.stats import CONTINUE, sequential_decision
+    diffs = list(rng.normal(effect, 1.0, 3))
+    state = sequential_decision(diffs)
+    while state.state == CONTINUE:
+        diffs += list(rng.normal(effect, 1.0, state.next_n - len(diffs)))
+        state = sequential_decision(diffs)
+    return state
+
+
+def test_the_sequential_rule_stops_and_decides_a_known_effect():
+    from harness.reproduce.stats import DECIDED, LOOKS
+    rng = np.random.default_rng(2)
+    states = [_simulate(rng, -2.0) for _ in range(500)]  # A lower than B by 2 seed-to-seed sd
+    decided = [s for s in states if s.state == DECIDED]
+    assert len(decided) >= 0.95 * len(states) and all(s.outcome == SUPPORTS for s in decided)
+    assert np.mean([s.n for s in states]) < LOOKS[-1]  # it stops early, not at the cap
+    assert any(s.n == LOOKS[1] for s in decided)
+
+
+def test_the_sequential_rule_reaches_the_cap_without_an_effect_at_the_stated_error_rate():
+    from harness.reproduce.stats import ALPHA, CAP_REACHED, DECIDED, LOOKS
+    rng = np.random.default_rng(3)
+    states = [_simulate(rng, 0.0) for _ in range(2000)]
+    false_positive = np.mean([s.state == DECIDED for s in states])
+    assert false_positive <= ALPHA
+    assert all(s.state == CAP_REACHED and s.n == LOOKS[-1] for s in states if s.state != DECIDED)
+    # looking 4 times at the uncorrected 95 % level would exceed α: the correction is needed
+    assert np.mean([any(_plain_95_decides(rng.normal(0, 1, LOOKS[-1])[:n]) for n in LOOKS)
+                    for _ in range(2000)]) > ALPHA
+
+
+def _plain_95_decides(d) -> bool:
+    from harness.reproduce.stats import t_interval
+    _, lo, hi = t_interval(d, 0.95)
+    return lo > 0 or hi < 0
+
+
+def test_the_sequential_rule_by_hand():
+    from harness.reproduce.stats import CONTINUE, DECIDED, LOOKS, sequential_decision
+    assert sequential_decision([1.0, 2.0]).state == CONTINUE and sequential_decision([1.0, 2.0]).next_n == LOOKS[0]
+    # differences 1, 2, 3 (n = 3): 98.75 % interval 2 ± t_{0.99375, 2} / sqrt(3) = 2 ± 5.15: undecided
+    s = sequential_decision([1.0, 2.0, 3.0])
+    half = scipy.stats.t.ppf(1 - 0.0125 / 2, 2) / math.sqrt(3)
+    assert (s.state, s.n, s.next_n) == (CONTINUE, 3, 5) and s.interval[1] == pytest.approx(2 - half)
+    # a fourth difference is not a look: the rule still uses the first 3
+    assert sequential_decision([1.0, 2.0, 3.0, 100.0]).n == 3
+    # all differences negative and tight at 5 seeds: decided, "A lower than B" supported
+    s = sequential_decision([-1.0, -1.1, -0.9, -1.05, -0.95])
+    assert (s.state, s.outcome, s.n) == (DECIDED, SUPPORTS, 5)
+
+
+def test_the_sequential_driver_derives_a_sweep_that_keeps_the_runs_and_adds_seeds(tmp_path):
+    from harness.reproduce.sequential import _setting, derived_sweep
+    sweep = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
+    folder = tmp_path / "lambda"
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps({"name": "lambda", "runs": [
+        {"id": r.id, "varied": r.varied} for r in sweep.runs]}))
+    target = next(r for r in sweep.runs if r.varied["method.weight"] == 10.0)
+    path = derived_sweep("lambda", tmp_path, {_setting(target.varied): 5}, sweeps=ROOT / "sweeps")
+    derived = load_sweep(path, [])
+    assert derived.name == "lambda"
+    assert {r.id for r in sweep.runs} < {r.id for r in derived.runs}  # the done runs keep their ids
+    new = [r for r in derived.runs if r.id not in {x.id for x in sweep.runs}]
+    assert sorted(r.config.seed for r in new) == [3, 4] and all(r.config.method.weight == 10.0 for r in new)
+    assert derived_sweep("lambda", tmp_path, {_setting(target.varied): 3}, sweeps=ROOT / "sweeps") is None

@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--only", nargs="+", metavar="STUDY", default=None, help=f"studies: {', '.join(STUDIES)}")
     p.add_argument("--report-only", action="store_true", help="train nothing; redraw figures and rewrite the report")
+    p.add_argument("--sequential", action="store_true",
+                   help="after the studies, add seeds in batches to the comparisons still undecided, up to the cap "
+                        "(harness.reproduce.sequential; pre-registered for the fair re-run of issue 17)")
     p.add_argument("--out", default=REPORT, help=f"report file (default: {REPORT})")
     args = p.parse_args(argv)
     unknown = [s for s in args.only or [] if s not in STUDIES]
@@ -117,6 +120,17 @@ def main(argv: list[str] | None = None) -> int:
                     "complete": name == studies[-1],
                     "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                 })
+        if args.sequential:
+            from harness.reproduce.beyond import BEYOND
+            from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Data
+            from harness.reproduce.sequential import add_seeds
+
+            extra = add_seeds(CLAIMS + DIAGNOSIS + BEYOND, lambda: Data(results), results, args.workers)
+            for name, n in extra.items():
+                if name in record:
+                    record[name]["trained"] += n
+                    record[name]["sequential_seeds_trained"] = n
+            print(f"reproduce --sequential: {sum(extra.values())} runs trained for extra seeds", flush=True)
         total = time.monotonic() - t0
         trained = sum(r["trained"] for r in record.values())
         print(f"reproduce: {trained} runs trained in {total / 60:.1f} min", flush=True)

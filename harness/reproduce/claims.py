@@ -98,7 +98,7 @@ class Ctx:
         self.out.runs.setdefault(f"{study}: {label}", [])
         self.out.runs[f"{study}: {label}"] += [f for f in folders if f not in self.out.runs[f"{study}: {label}"]]
         seeds = [int(v) for v in df["seed"]] if "seed" in df.columns else []  # no seeds: compared unpaired
-        return SeedValues([float(v) for v in df[metric]], seeds)
+        return SeedValues([float(v) for v in df[metric]], seeds, list(df["id"]), study)
 
     def grid(self, study: str, key: str, **filters) -> list:
         df = _match(self.data.runs(study), {k.replace("__", "."): v for k, v in filters.items()})

@@ -130,9 +130,11 @@ class SeedValues(list):
 
     Without seeds (a plain list, or ``seeds`` empty) the values are compared unpaired (Welch)."""
 
-    def __init__(self, values=(), seeds=()):
+    def __init__(self, values=(), seeds=(), ids=(), study: str | None = None):
         super().__init__(values)
         self.seeds = list(seeds)
+        self.ids = list(ids)  # the run ids behind the values (the sequential driver adds seeds to them)
+        self.study = study
         if self.seeds and len(self.seeds) != len(self):
             raise ValueError(f"{len(self)} values but {len(self.seeds)} seeds")
 
@@ -172,6 +174,86 @@ def paired_differences(a, b) -> np.ndarray:
     return np.asarray([]) if pairs is None else pairs[0] - pairs[1]
 
 
+def decide(kind: str, interval: tuple[float, float, float] | None, margin: float = 0.0,
+           higher_is_better: bool = False) -> str:
+    """supports / contradicts / undecided for an interval of mean(A) − mean(B) (module docstring)."""
+    if interval is None:
+        return UNDECIDED
+    _, lo, hi = interval
+    d = margin
+    if kind == LESS:
+        return SUPPORTS if hi < 0 else CONTRADICTS if lo > 0 else UNDECIDED
+    if kind == EQUAL:
+        if -d < lo and hi < d:
+            return SUPPORTS
+        return CONTRADICTS if (lo > d or hi < -d) else UNDECIDED
+    if kind == NOT_WORSE:  # "a not worse than b"
+        if higher_is_better:
+            return SUPPORTS if lo > -d else CONTRADICTS if hi < -d else UNDECIDED
+        return SUPPORTS if hi < d else CONTRADICTS if lo > d else UNDECIDED
+    raise ValueError(f"unknown comparison kind {kind!r}")
+
+
+# ------------------------------------------------------------------ the sequential seed rule
+
+ALPHA = 0.05
+LOOKS = (3, 5, 7, 10)  # seeds per setting at each look; the last is the cap
+CONTINUE, DECIDED, CAP_REACHED = "continue", "decided", "cap reached"
+SEQUENTIAL_RULE = (
+    "Sequential seeds (pre-registered; `python -m harness.reproduce --sequential`): a comparison between "
+    f"settings that share seeds is looked at with {', '.join(map(str, LOOKS[:-1]))} and {LOOKS[-1]} seeds per "
+    f"setting ({LOOKS[-1]} is the cap); at each look the paired interval is taken at the level 1 − α/{len(LOOKS)} "
+    f"(α = {ALPHA}: Bonferroni over the {len(LOOKS)} looks, so that the chance of deciding a comparison with no "
+    "effect, over all looks together, is at most α), and the comparison stops as soon as it is decided; a "
+    "comparison still undecided gets the next batch of seeds, and one undecided at the cap is *inconclusive at "
+    "the seed cap*.")
+
+
+@dataclass
+class Sequential:
+    """Where the sequential rule stands for one comparison."""
+
+    state: str  # CONTINUE | DECIDED | CAP_REACHED
+    outcome: str  # SUPPORTS | CONTRADICTS | UNDECIDED at the last look
+    n: int  # seeds used at the last look (0 before the first)
+    next_n: int | None  # seeds per setting wanted next (CONTINUE only)
+    interval: tuple[float, float, float] | None  # at the corrected level
+
+
+def t_interval(x, level: float) -> tuple[float, float, float] | None:
+    """(mean, lower, upper) of the two-sided Student-t interval of ``x`` at ``level``; None with < 2 values."""
+    x = _clean(x)
+    if len(x) < 2:
+        return None
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    half = float(scipy.stats.t.ppf(0.5 + level / 2, len(x) - 1) * sd / math.sqrt(len(x))) if sd > 0 else 0.0
+    return mean, mean - half, mean + half
+
+
+def sequential_decision(diffs, kind: str = LESS, margin: float = 0.0, higher_is_better: bool = False,
+                        looks: tuple[int, ...] = LOOKS, alpha: float = ALPHA) -> Sequential:
+    """The sequential seed rule, a pure function of the per-seed paired differences so far.
+
+    ``diffs``: A_s − B_s in the order the seeds were added. The look is the largest entry of
+    ``looks`` not above ``len(diffs)`` (only the first that many differences are used, so a
+    comparison is never decided between looks); at it the paired interval is taken at the
+    level 1 − alpha / len(looks) (Bonferroni over the looks: the probability that a comparison
+    with no effect is decided at any look is at most ``alpha``) and decided as in
+    :func:`decide`. Returns DECIDED, CONTINUE (with the next look's seed count) or CAP_REACHED."""
+    d = _clean(diffs)
+    done = [k for k in looks if k <= len(d)]
+    if not done:
+        return Sequential(CONTINUE, UNDECIDED, 0, looks[0], None)
+    n = done[-1]
+    interval = t_interval(d[:n], 1 - alpha / len(looks))
+    outcome = decide(kind, interval, margin, higher_is_better)
+    if outcome != UNDECIDED:
+        return Sequential(DECIDED, outcome, n, None, interval)
+    if n >= looks[-1]:
+        return Sequential(CAP_REACHED, outcome, n, None, interval)
+    return Sequential(CONTINUE, outcome, n, next(k for k in looks if k > n), interval)
+
+
 @dataclass
 class Comparison:
     """One comparison of two settings (``a`` and ``b``: the values of their seeds)."""
@@ -197,22 +279,18 @@ class Comparison:
         self.interval = paired if self.paired else self.welch
         self.outcome = self._decide()
 
+    @property
+    def delta(self) -> float:
+        """The margin δ of EQUAL / NOT_WORSE: given, or 10 % of B's mean."""
+        return self.margin if self.margin is not None else 0.1 * abs(summarize(self.b).mean)
+
     def _decide(self) -> str:
-        if self.interval is None:
-            return UNDECIDED
-        _, lo, hi = self.interval
-        if self.kind == LESS:
-            return SUPPORTS if hi < 0 else CONTRADICTS if lo > 0 else UNDECIDED
-        d = self.margin if self.margin is not None else 0.1 * abs(summarize(self.b).mean)
-        if self.kind == EQUAL:
-            if -d < lo and hi < d:
-                return SUPPORTS
-            return CONTRADICTS if (lo > d or hi < -d) else UNDECIDED
-        if self.kind == NOT_WORSE:  # "a not worse than b"
-            if self.higher_is_better:
-                return SUPPORTS if lo > -d else CONTRADICTS if hi < -d else UNDECIDED
-            return SUPPORTS if hi < d else CONTRADICTS if lo > d else UNDECIDED
-        raise ValueError(f"unknown comparison kind {self.kind!r}")
+        return decide(self.kind, self.interval, self.delta, self.higher_is_better)
+
+    def sequential(self, looks: tuple[int, ...] | None = None, alpha: float | None = None) -> "Sequential":
+        """The sequential rule (:func:`sequential_decision`) on this comparison's paired differences."""
+        return sequential_decision(paired_differences(self.a, self.b), self.kind, self.delta, self.higher_is_better,
+                                   looks or LOOKS, ALPHA if alpha is None else alpha)
 
     def text(self) -> str:
         rel = {LESS: "<", EQUAL: "≈", NOT_WORSE: "not worse than"}[self.kind]
