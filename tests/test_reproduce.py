@@ -426,3 +426,20 @@ def test_the_mean_image_level_of_the_fig7_note_is_the_data_s():
         pytest.skip("MNIST not available")
     x = tensors["t10k-images-idx3-ubyte"].double() / 255
     assert float(((x - x.mean(0)) ** 2).sum((1, 2)).mean()) == pytest.approx(MNIST_MEAN_IMAGE_RECON, abs=0.01)
+
+
+# ------------------------------------------------------------------------------ projected time
+
+
+def test_projected_time_by_hand_and_shared_runs_counted_once():
+    from harness.reproduce.projection import project, run_seconds
+    lam = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
+    # start 1 s + 3 epochs × 2.9 s + one final evaluation of fid, recon, image_swd, latent (2.0 + 0.6 + 1.1 + 0.5)
+    assert run_seconds(lam.runs[0].config) == pytest.approx(1 + 3 * 2.9 + 4.2)
+    both = project([ROOT / "sweeps" / "lambda.yaml", ROOT / "sweeps" / "temperature.yaml"], workers=2)
+    assert both["runs"] == 12 + 18 - 9  # temperature's 9 runs at τ = 0.1 are lambda's
+    assert project([ROOT / "sweeps" / "lambda.yaml"], workers=2, done={r.id for r in lam.runs})["runs"] == 0
+    # fair designs (sweeps/fair/) validate and project within the 120 minutes on 2 cores
+    fair = sorted((ROOT / "sweeps" / "fair").glob("*.yaml"))
+    designs = [ROOT / "sweeps" / "synthetic_latent.yaml"] + [f for f in fair if not f.stem.startswith("pilot")]
+    assert project(designs, workers=2)["seconds"] < 120 * 60

@@ -90,21 +90,36 @@ def derived_sweep(study: str, results: Path, settings: dict[tuple, int], sweeps:
     return path
 
 
-def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[int, ...] = LOOKS) -> dict[str, int]:
+def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[int, ...] = LOOKS,
+              budget_s: float | None = None) -> dict[str, int]:
     """Run the loop of the module docstring; returns study -> runs trained for extra seeds.
 
-    ``data_factory()`` gives a fresh :class:`harness.reproduce.claims.Data` (the runs change)."""
+    ``data_factory()`` gives a fresh :class:`harness.reproduce.claims.Data` (the runs change).
+    ``budget_s``: a study's batch whose projected time (:mod:`harness.reproduce.projection`)
+    would take the seconds spent past it is not started (its comparisons stay undecided)."""
+    from harness.reproduce.projection import project
+
     trained: dict[str, int] = {}
+    spent = 0.0
     for _ in range(len(looks)):
         want = wanted_seeds(claims, data_factory(), results, looks)
         files = {study: derived_sweep(study, results, settings) for study, settings in sorted(want.items())}
         files = {s: f for s, f in files.items() if f is not None}
         if not files:
             break
-        for study, file in files.items():
+        for study, file in list(files.items()):
             before = len(_manifest_runs(results, study))
+            cost = project([file], workers, done=set(_manifest_runs(results, study)))["seconds"]
+            if budget_s is not None and spent + cost > budget_s:
+                print(f"reproduce --sequential: {study}: next batch ({cost / 60:.1f} min) exceeds the time budget; "
+                      "its comparisons stay undecided", flush=True)
+                files.pop(study)
+                continue
+            spent += cost
             print(f"reproduce --sequential: {study}: adding seeds to {len(want[study])} undecided settings", flush=True)
             subprocess.call([sys.executable, "-m", "harness.sweep", str(file), "--workers", str(workers),
                              "--results", str(results)])
             trained[study] = trained.get(study, 0) + len(_manifest_runs(results, study)) - before
+        if not files:
+            break
     return trained
