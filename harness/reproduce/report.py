@@ -184,6 +184,11 @@ def render(results: Path, out_path: Path) -> str:
         "the twin scales the paper's settings, a rule written before any result was seen. The paper-scale sweeps are "
         "in `sweeps/paper/`. A verdict is about the twin: a claim that does not hold here may still hold at the "
         "paper's scale, and the column *twin differs* says what is different.", "",
+        "These studies test the twin's 468-step budget and its λ grids as much as MoCA (issue 17): their λ grids "
+        "start at or above the best λ of the pilots in `sweeps/fair/`, and a best-λ claim whose best lies on a grid "
+        "edge is *untestable on this grid*. The fair re-run (grids that bracket the "
+        "optimum, budgets where each claim's premise holds, paired seeds added until decided) is designed, with "
+        "its pilots and projected time, in `sweeps/fair/DESIGN.md`; it has not run yet.", "",
         "## Statistical rule", "", RULE, "", SEQUENTIAL_RULE + " Not yet applied: the committed runs have 3 seeds "
         "each (the fixed design they were run with), and the verdicts below use the 95 % rule above.", "",
         "## Studies", "",
