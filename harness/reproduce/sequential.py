@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from harness.atomic import write_text
+from harness.yaml_io import load_file
 from harness.reproduce.stats import CONTINUE, LOOKS, Comparison
 from harness.run_folder import MANIFEST, read_json_file
 
@@ -67,7 +68,7 @@ def wanted_seeds(claims, data, results: Path, looks: tuple[int, ...] = LOOKS) ->
 
 def derived_sweep(study: str, results: Path, settings: dict[tuple, int], sweeps: Path = Path("sweeps")) -> Path | None:
     """Write ``results/<study>/sequential.yaml`` (module docstring, step 3); None when no seed is new."""
-    doc = yaml.safe_load((sweeps / f"{study}.yaml").read_text(encoding="utf-8"))
+    doc = load_file(sweeps / f"{study}.yaml")
     runs = _manifest_runs(results, study)
     cases = [dict(v) for v in runs.values()]
     added = 0
