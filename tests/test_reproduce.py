@@ -443,3 +443,20 @@ def test_projected_time_by_hand_and_shared_runs_counted_once():
     fair = sorted((ROOT / "sweeps" / "fair").glob("*.yaml"))
     designs = [ROOT / "sweeps" / "synthetic_latent.yaml"] + [f for f in fair if not f.stem.startswith("pilot")]
     assert project(designs, workers=2)["seconds"] < 120 * 60
+
+
+def test_a_sweep_that_changes_nothing_leaves_its_manifest_as_it_is(tmp_path):
+    """`make reproduce` on committed results trains nothing and must leave `git status` clean."""
+    from harness.sweep.engine import write_manifest
+    sweep = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
+    write_manifest(sweep, tmp_path)
+    manifest = tmp_path / "sweep.json"
+    first = manifest.read_text()
+    data = json.loads(first)
+    data["updated_at"] = "2000-01-01T00:00:00+00:00"  # as committed long ago
+    manifest.write_text(json.dumps(data))
+    write_manifest(sweep, tmp_path)
+    assert json.loads(manifest.read_text())["updated_at"] == "2000-01-01T00:00:00+00:00"
+    other = load_sweep(ROOT / "sweeps" / "queue.yaml", [])  # a changed manifest is rewritten
+    write_manifest(other, tmp_path)
+    assert json.loads(manifest.read_text())["name"] == "queue"

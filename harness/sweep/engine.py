@@ -14,6 +14,7 @@ whose ``config.json`` holds another config is an error (exit 2) before anything 
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,15 +69,18 @@ def write_manifest(sweep: Sweep, folder: Path) -> None:
     old = read_json_file(folder / MANIFEST)
     if isinstance(old, dict) and old.get("sweep_file") not in (None, sweep.file):
         print(f"warning: {folder} was last written by {old['sweep_file']}, now by {sweep.file}", file=sys.stderr)
-    write_json(folder / MANIFEST, {
+    manifest = {
         "name": sweep.name,
         "sweep_file": sweep.file,
         "description": sweep.description,
         "name_keys": sweep.name_keys,
         "varied_keys": sweep.varied_keys,
         "runs": [{"id": r.id, "name": r.name, "varied": r.varied} for r in sweep.runs],
-        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    })
+    }
+    if isinstance(old, dict) and {k: v for k, v in old.items() if k != "updated_at"} == \
+            json.loads(json.dumps(manifest)):
+        return  # unchanged: a rerun that trains nothing leaves committed results as they are
+    write_json(folder / MANIFEST, {**manifest, "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 def prepare(sweep: Sweep, folder: Path, runs: list, lazy: bool = False) -> list[Launch]:
