@@ -89,3 +89,30 @@ def test_bad_settings_are_refused_at_config_validation():
         with pytest.raises(ConfigError, match=pattern) as err:
             config_from_dict({"data": data or {"name": "digits"}, "eval": {"metrics": ["prdc"], **ev}})
         assert "\n" not in str(err.value)
+
+
+def test_mode_collapse_keeps_recall_and_lowers_coverage():
+    """The documented behaviour (docs/evaluation.md): MNIST with 90 % of the images replaced by
+    copies of 10 images keeps a high recall (recall asks whether each real image lies in the
+    k-NN ball of some fake, and the 100 distinct fakes with their wide balls cover most of them)
+    while coverage (the real images whose own ball holds a fake) falls; so diversity claims are
+    compared by coverage. Pixel space, 1,000 images, k = 5."""
+    import os
+    from pathlib import Path
+
+    from harness.datasets.mnist import load_gz
+    tensors, _ = load_gz(Path(os.environ.get("MOCA_DATA_ROOT", "data")) / "MNIST" / "raw")
+    if tensors is None:
+        pytest.skip("MNIST not available")
+    x = tensors["train-images-idx3-ubyte"][:2000].double().reshape(-1, 784) / 255
+    real, clean = x[:1000], x[1000:]
+    rng = np.random.default_rng(0)
+    collapsed = clean.clone()
+    replaced = rng.permutation(1000)[:900]
+    collapsed[replaced] = clean[rng.permutation(1000)[:10]][np.arange(900) % 10]
+    ok, bad = prdc(real, clean, 5), prdc(real, collapsed, 5)
+    assert bad["recall"] > 0.9 and bad["recall"] >= 0.95 * ok["recall"]  # recall does not see it
+    assert bad["coverage"] < 0.5 * ok["coverage"]  # coverage does
+    with contextlib.redirect_stdout(io.StringIO()):
+        ref = compute_prdc(real.numpy(), collapsed.numpy(), 5)
+    assert bad["recall"] == pytest.approx(float(ref["recall"])) and bad["coverage"] == pytest.approx(float(ref["coverage"]))

@@ -19,8 +19,8 @@ from harness.reproduce.beyond import BEYOND
 from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Data
 from harness.reproduce.report import write_report
 from harness.reproduce.stats import (
-    CONTRADICTS, EQUAL, FAILS, HOLDS, INCONCLUSIVE, LESS, NOT_RUN, NOT_WORSE, SUPPORTS, UNDECIDED, Comparison,
-    summarize, trend, verdict, welch_interval,
+    CONTRADICTS, EQUAL, FAILS, HOLDS, INCONCLUSIVE, LESS, NOT_RUN, NOT_WORSE, SUPPORTS, UNDECIDED, UNTESTABLE,
+    Comparison, GridEdge, SeedValues, paired_interval, summarize, trend, verdict, welch_interval,
 )
 from harness.sweep.__main__ import main as sweep_main
 from harness.sweep.spec import load_sweep
@@ -45,6 +45,78 @@ def test_welch_interval_agrees_with_scipys_welch_test():
         _, lo, hi = welch_interval(a, b)
         p = scipy.stats.ttest_ind(a, b, equal_var=False).pvalue
         assert (lo > 0 or hi < 0) == (p < 0.05)
+
+
+def test_paired_interval_by_hand():
+    # per-seed differences 1, 2, 3: mean 2, sd 1, t_{0.975, 2} = 4.3027 -> 2 ± 4.3027 / sqrt(3)
+    a, b = SeedValues([1.0, 2.0, 4.0], [0, 1, 2]), SeedValues([0.0, 0.0, 1.0], [0, 1, 2])
+    diff, lo, hi = paired_interval(a, b)
+    half = 4.302652729911275 / math.sqrt(3)
+    assert diff == 2 and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
+    # pairs are matched by seed, not by position; seeds on one side only are left out
+    shuffled = SeedValues([1.0, 4.0, 2.0, 9.0], [0, 2, 1, 7])
+    assert paired_interval(shuffled, b) == paired_interval(a, b)
+    assert paired_interval([1.0, 2.0, 4.0], [0.0, 0.0, 1.0]) is None  # no seeds: no pairing
+    assert paired_interval(SeedValues([1.0, 2.0], [0, 1]), SeedValues([1.0, 2.0], [1, 5])) is None  # 1 common
+
+
+def test_paired_interval_agrees_with_scipys_paired_t():
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 5, 10):
+        for _ in range(50):
+            shared = rng.normal(0, 5, n)  # a seed's shared effect, as across settings of a study
+            a, b = shared + rng.normal(0.5, 1, n), shared + rng.normal(0, 1, n)
+            seeds = list(rng.permutation(n))
+            _, lo, hi = paired_interval(SeedValues(a, seeds), SeedValues(b, seeds))
+            ci = scipy.stats.ttest_rel(a, b).confidence_interval(0.95)
+            assert (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_comparisons_of_settings_that_share_seeds_are_paired():
+    # a seed effect much larger than the difference: Welch cannot see it, the pairing can
+    a, b = SeedValues([101.0, 201.0, 301.0], [0, 1, 2]), SeedValues([102.0, 202.5, 302.2], [0, 1, 2])
+    c = Comparison(LESS, "a", "b", a, b, "m")
+    assert c.paired and c.outcome == SUPPORTS
+    assert c.welch[1] < 0 < c.welch[2]  # the unpaired interval is kept and shown
+    assert "paired diff" in c.text() and "Welch [" in c.text()
+    plain = Comparison(LESS, "a", "b", list(a), list(b), "m")  # no seeds: Welch decides
+    assert not plain.paired and plain.outcome == UNDECIDED
+
+
+def test_the_edge_rule_makes_a_best_setting_claim_untestable_at_either_edge():
+    contradicting = Comparison(LESS, "a", "b", [2.0, 2.1, 1.9], [1.0, 1.1, 0.9], "m")
+    assert contradicting.outcome == CONTRADICTS
+    for best in (10.0, 1000.0):  # bottom and top edge alike
+        edge = GridEdge(f"best λ = {best}", [10.0, 100.0, 1000.0], [1.0, 1.1])
+        assert verdict([edge, contradicting]) == UNTESTABLE and "edge" in edge.text()
+    assert verdict([GridEdge("best λ = 10", [10.0, 100.0], [])]) == NOT_RUN  # no data: not run
+
+
+def _latent_dim_runs(fid):
+    """Done runs of the latent_dim study: fid[(latent, λ)] -> seed values."""
+    import pandas as pd
+    return pd.DataFrame([{"model.latent_dim": d, "method.weight": lam, "seed": s, "id": f"{d}-{lam}-{s}", "fid": v}
+                         for (d, lam), vals in fid.items() for s, v in enumerate(vals)])
+
+
+def test_best_lambda_claims_use_the_edge_rule():
+    fig4 = next(c for c in CLAIMS if c.id == "fig4")
+    lams = (1.0, 10.0, 100.0, 1000.0)
+
+    def fids(best_small, best_large):  # a V over λ with its minimum at the given λ, per latent dimension
+        out = {}
+        for d, best in ((4, best_small), (64, best_large)):
+            for lam in lams:
+                base = 100 + 20 * abs(math.log10(lam) - math.log10(best))
+                out[(d, lam)] = [base, base + 1, base - 1]
+        return out
+
+    # the best λ grows with the latent dimension, both interior: holds
+    assert verdict(fig4.evaluate(_FakeData({"latent_dim": _latent_dim_runs(fids(10.0, 100.0))})).comparisons) == HOLDS
+    # the best λ at the bottom edge, or at the top edge: untestable, never "does not hold"
+    for small, large in ((1.0, 10.0), (10.0, 1000.0), (1.0, 1.0), (1000.0, 1000.0)):
+        out = fig4.evaluate(_FakeData({"latent_dim": _latent_dim_runs(fids(small, large))}))
+        assert verdict(out.comparisons) == UNTESTABLE
 
 
 def test_summary_is_the_student_t_interval():
@@ -167,7 +239,7 @@ def test_the_report_is_written_from_the_run_folders(tiny_results, tmp_path):
     # verdicts come from the runs: every claim whose metrics the tiny runs logged has run folders listed
     assert f"`{results / 'lambda'}/" in text and f"`{results / 'convergence'}/" in text
     verdicts = [line.split("| **")[1].split("**")[0] for line in text.splitlines() if "| **" in line]
-    assert verdicts and set(verdicts) <= {HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, "measurement"}
+    assert verdicts and set(verdicts) <= {HOLDS, FAILS, INCONCLUSIVE, NOT_RUN, UNTESTABLE, "measurement"}
 
 
 # ------------------------------------------------------------------------------ beyond the paper
@@ -242,3 +314,149 @@ def test_benchmark_question_reads_the_search_record(tmp_path):
     # no benchmark results: not run, with the command in a note
     empty = by_id["beyond_benchmark"].evaluate(_FakeData({}))
     assert verdict(empty.comparisons) == NOT_RUN and "sweeps/benchmark.yaml" in empty.notes[0]
+
+
+# ------------------------------------------------------------------------------ sequential seeds
+
+
+def _simulate(rng, effect: float) -> "Sequential":
+    """One study of the sequential rule: per-seed paired differences N(effect, 1), seeds added
+    in the batches the rule asks for until it decides or reaches the cap."""
+    from harness.reproduce.stats import CONTINUE, sequential_decision
+    diffs = list(rng.normal(effect, 1.0, 3))
+    state = sequential_decision(diffs)
+    while state.state == CONTINUE:
+        diffs += list(rng.normal(effect, 1.0, state.next_n - len(diffs)))
+        state = sequential_decision(diffs)
+    return state
+
+
+def test_the_sequential_rule_stops_and_decides_a_known_effect():
+    from harness.reproduce.stats import DECIDED, LOOKS
+    rng = np.random.default_rng(2)
+    states = [_simulate(rng, -2.0) for _ in range(500)]  # A lower than B by 2 seed-to-seed sd
+    decided = [s for s in states if s.state == DECIDED]
+    assert len(decided) >= 0.95 * len(states) and all(s.outcome == SUPPORTS for s in decided)
+    assert np.mean([s.n for s in states]) < LOOKS[-1]  # it stops early, not at the cap
+    assert any(s.n == LOOKS[1] for s in decided)
+
+
+def test_the_sequential_rule_reaches_the_cap_without_an_effect_at_the_stated_error_rate():
+    from harness.reproduce.stats import ALPHA, CAP_REACHED, DECIDED, LOOKS
+    rng = np.random.default_rng(3)
+    states = [_simulate(rng, 0.0) for _ in range(2000)]
+    false_positive = np.mean([s.state == DECIDED for s in states])
+    assert false_positive <= ALPHA
+    assert all(s.state == CAP_REACHED and s.n == LOOKS[-1] for s in states if s.state != DECIDED)
+    # looking 4 times at the uncorrected 95 % level would exceed α: the correction is needed
+    assert np.mean([any(_plain_95_decides(rng.normal(0, 1, LOOKS[-1])[:n]) for n in LOOKS)
+                    for _ in range(2000)]) > ALPHA
+
+
+def _plain_95_decides(d) -> bool:
+    from harness.reproduce.stats import t_interval
+    _, lo, hi = t_interval(d, 0.95)
+    return lo > 0 or hi < 0
+
+
+def test_the_sequential_rule_by_hand():
+    from harness.reproduce.stats import CONTINUE, DECIDED, LOOKS, sequential_decision
+    assert sequential_decision([1.0, 2.0]).state == CONTINUE and sequential_decision([1.0, 2.0]).next_n == LOOKS[0]
+    # differences 1, 2, 3 (n = 3): 98.75 % interval 2 ± t_{0.99375, 2} / sqrt(3) = 2 ± 5.15: undecided
+    s = sequential_decision([1.0, 2.0, 3.0])
+    half = scipy.stats.t.ppf(1 - 0.0125 / 2, 2) / math.sqrt(3)
+    assert (s.state, s.n, s.next_n) == (CONTINUE, 3, 5) and s.interval[1] == pytest.approx(2 - half)
+    # a fourth difference is not a look: the rule still uses the first 3
+    assert sequential_decision([1.0, 2.0, 3.0, 100.0]).n == 3
+    # all differences negative and tight at 5 seeds: decided, "A lower than B" supported
+    s = sequential_decision([-1.0, -1.1, -0.9, -1.05, -0.95])
+    assert (s.state, s.outcome, s.n) == (DECIDED, SUPPORTS, 5)
+
+
+def test_the_sequential_driver_derives_a_sweep_that_keeps_the_runs_and_adds_seeds(tmp_path):
+    from harness.reproduce.sequential import _setting, derived_sweep
+    sweep = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
+    folder = tmp_path / "lambda"
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps({"name": "lambda", "runs": [
+        {"id": r.id, "varied": r.varied} for r in sweep.runs]}))
+    target = next(r for r in sweep.runs if r.varied["method.weight"] == 10.0)
+    path = derived_sweep("lambda", tmp_path, {_setting(target.varied): 5}, sweeps=ROOT / "sweeps")
+    derived = load_sweep(path, [])
+    assert derived.name == "lambda"
+    assert {r.id for r in sweep.runs} < {r.id for r in derived.runs}  # the done runs keep their ids
+    new = [r for r in derived.runs if r.id not in {x.id for x in sweep.runs}]
+    assert sorted(r.config.seed for r in new) == [3, 4] and all(r.config.method.weight == 10.0 for r in new)
+    assert derived_sweep("lambda", tmp_path, {_setting(target.varied): 3}, sweeps=ROOT / "sweeps") is None
+
+
+# ------------------------------------------------------------------------------ the claims quote the paper
+
+
+def test_every_claim_quotes_the_paper_verbatim_with_its_section():
+    paper = (ROOT / "docs" / "paper.md").read_text(encoding="utf-8")
+    quoted = paper.split("## The claims, quoted")[1].split("\n## ")[0]
+    for claim in CLAIMS:
+        assert claim.quote and claim.section, claim.id
+        assert f"- {claim.section}: {claim.quote}\n" in quoted, claim.id  # one line of the section, verbatim
+
+
+def test_table_1_leaves_out_wae_gan_as_the_paper_does_and_shows_the_plain_autoencoder():
+    import pandas as pd
+    table1 = next(c for c in CLAIMS if c.id == "table1")
+    assert "except WAE-GAN" in table1.quote
+    fid = {"moca": [100.0, 101.0, 99.0], "mmd": [150.0, 151.0, 149.0], "sinkhorn": [150.0, 151.0, 149.0],
+           "swd": [150.0, 151.0, 149.0], "cwae": [150.0, 151.0, 149.0], "wae_gan": [50.0, 51.0, 49.0],
+           "none": [90.0, 91.0, 89.0]}
+    runs = pd.DataFrame([{"method.name": m, "seed": s, "id": f"{m}{s}", "fid": v}
+                         for m, vals in fid.items() for s, v in enumerate(vals)])
+    out = table1.evaluate(_FakeData({"methods": runs}))
+    assert {c.b_label for c in out.comparisons} == {"mmd", "sinkhorn", "swd", "cwae"}  # a better WAE-GAN cannot fail it
+    assert verdict(out.comparisons) == HOLDS
+    assert any(n.startswith("fid plain autoencoder (reference): 90 [") for n in out.numbers)
+
+
+def test_the_mean_image_level_of_the_fig7_note_is_the_data_s():
+    from harness.reproduce.claims import MNIST_MEAN_IMAGE_RECON
+    from harness.datasets.mnist import load_gz
+    import os
+    raw = Path(os.environ.get("MOCA_DATA_ROOT", "data")) / "MNIST" / "raw"
+    tensors, _ = load_gz(raw)
+    if tensors is None:
+        pytest.skip("MNIST not available")
+    x = tensors["t10k-images-idx3-ubyte"].double() / 255
+    assert float(((x - x.mean(0)) ** 2).sum((1, 2)).mean()) == pytest.approx(MNIST_MEAN_IMAGE_RECON, abs=0.01)
+
+
+# ------------------------------------------------------------------------------ projected time
+
+
+def test_projected_time_by_hand_and_shared_runs_counted_once():
+    from harness.reproduce.projection import project, run_seconds
+    lam = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
+    # start 1 s + 3 epochs × 2.9 s + one final evaluation of fid, recon, image_swd, latent (2.0 + 0.6 + 1.1 + 0.5)
+    assert run_seconds(lam.runs[0].config) == pytest.approx(1 + 3 * 2.9 + 4.2)
+    both = project([ROOT / "sweeps" / "lambda.yaml", ROOT / "sweeps" / "temperature.yaml"], workers=2)
+    assert both["runs"] == 12 + 18 - 9  # temperature's 9 runs at τ = 0.1 are lambda's
+    assert project([ROOT / "sweeps" / "lambda.yaml"], workers=2, done={r.id for r in lam.runs})["runs"] == 0
+    # fair designs (sweeps/fair/) validate and project within the issue's 120 minutes on 2 cores
+    fair = sorted((ROOT / "sweeps" / "fair").glob("*.yaml"))
+    designs = [ROOT / "sweeps" / "synthetic_latent.yaml"] + [f for f in fair if not f.stem.startswith("pilot")]
+    assert project(designs, workers=2)["seconds"] < 120 * 60
+
+
+def test_a_sweep_that_changes_nothing_leaves_its_manifest_as_it_is(tmp_path):
+    """`make reproduce` on committed results trains nothing and must leave `git status` clean."""
+    from harness.sweep.engine import write_manifest
+    sweep = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
+    write_manifest(sweep, tmp_path)
+    manifest = tmp_path / "sweep.json"
+    first = manifest.read_text()
+    data = json.loads(first)
+    data["updated_at"] = "2000-01-01T00:00:00+00:00"  # as committed long ago
+    manifest.write_text(json.dumps(data))
+    write_manifest(sweep, tmp_path)
+    assert json.loads(manifest.read_text())["updated_at"] == "2000-01-01T00:00:00+00:00"
+    other = load_sweep(ROOT / "sweeps" / "queue.yaml", [])  # a changed manifest is rewritten
+    write_manifest(other, tmp_path)
+    assert json.loads(manifest.read_text())["name"] == "queue"

@@ -1,6 +1,6 @@
 """``make reproduce``: every CPU-scale study of the paper, then REPRODUCTION.md.
 
-    python -m harness.reproduce [--workers N] [--results DIR] [--only STUDY ...] [--report-only]
+    python -m harness.reproduce [--workers N] [--results DIR] [--only STUDY ...] [--report-only] [--sequential]
 
 Runs each study sweep of :data:`STUDIES` with the local executor (it resumes like any sweep:
 done runs are never retrained), draws the figures (``python -m harness.figures``), and writes

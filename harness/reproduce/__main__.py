@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--only", nargs="+", metavar="STUDY", default=None, help=f"studies: {', '.join(STUDIES)}")
     p.add_argument("--report-only", action="store_true", help="train nothing; redraw figures and rewrite the report")
+    p.add_argument("--budget-min", type=float, default=120.0,
+                   help="--sequential: no batch of extra seeds starts that would take the projected total past this "
+                        "many minutes (default 120)")
+    p.add_argument("--sequential", action="store_true",
+                   help="after the studies, add seeds in batches to the comparisons still undecided, up to the cap "
+                        "(harness.reproduce.sequential; pre-registered for the fair re-run of issue 17)")
     p.add_argument("--out", default=REPORT, help=f"report file (default: {REPORT})")
     args = p.parse_args(argv)
     unknown = [s for s in args.only or [] if s not in STUDIES]
@@ -98,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
 
     status = 0
     if not args.report_only:
+        from harness.reproduce.projection import project
+
+        done = {p.name for name in studies for p in (results / name).glob("*") if _done(p)} if results.is_dir() else set()
+        plan = project([f"sweeps/{name}.yaml" for name in studies], args.workers, done)
+        print(f"reproduce: {plan['runs']} runs to train, projected {plan['seconds'] / 60:.0f} min with "
+              f"{args.workers} workers (harness/reproduce/projection.py)", flush=True)
         started = datetime.now(timezone.utc)
         t0 = time.monotonic()
         old = read_json_file(results / TIMING)
@@ -117,6 +129,19 @@ def main(argv: list[str] | None = None) -> int:
                     "complete": name == studies[-1],
                     "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                 })
+        if args.sequential:
+            from harness.reproduce.beyond import BEYOND
+            from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Data
+            from harness.reproduce.sequential import add_seeds
+
+            left = args.budget_min * 60 - (time.monotonic() - t0)
+            extra = add_seeds(CLAIMS + DIAGNOSIS + BEYOND, lambda: Data(results), results, args.workers,
+                              budget_s=max(left, 0.0))
+            for name, n in extra.items():
+                if name in record:
+                    record[name]["trained"] += n
+                    record[name]["sequential_seeds_trained"] = n
+            print(f"reproduce --sequential: {sum(extra.values())} runs trained for extra seeds", flush=True)
         total = time.monotonic() - t0
         trained = sum(r["trained"] for r in record.values())
         print(f"reproduce: {trained} runs trained in {total / 60:.1f} min", flush=True)

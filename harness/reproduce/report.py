@@ -13,7 +13,7 @@ from harness.atomic import write_text
 from harness.figures.tables import markdown_table
 from harness.reproduce.beyond import BEYOND
 from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Claim, Data, diagnosis_text
-from harness.reproduce.stats import RULE, verdict
+from harness.reproduce.stats import RULE, SEQUENTIAL_RULE, UNTESTABLE, GridEdge, decide, verdict
 from harness.run_folder import read_json_file
 
 import pandas as pd
@@ -26,6 +26,42 @@ BEYOND_TEXT = (
     "benchmark (`sweeps/benchmark.yaml`, about an hour on 2 cores, run separately): does MoCA still beat "
     "WAE-MMD when both are tuned with the same random-search budget on a validation split (Lucic et al. 2018)?")
 TIMING = "reproduce_time.json"  # written by harness.reproduce into the results root
+PREVIOUS = "previous_verdicts.json"  # the previous report's verdicts, kept in the results root
+
+
+def _previous(results: Path) -> tuple[str, dict[str, str]]:
+    record = read_json_file(results / PREVIOUS)
+    if not isinstance(record, dict):
+        return "", {}
+    return str(record.get("source", "")), dict(record.get("verdicts", {}))
+
+
+def _welch_only(comparisons: list) -> str:
+    """The verdict with every comparison decided by its unpaired Welch interval and no edge rule
+    (the rule before issue 17), to say why a verdict changed."""
+    from copy import copy
+
+    out = []
+    for c in comparisons:
+        if isinstance(c, GridEdge):
+            continue
+        c = copy(c)
+        c.outcome = decide(c.kind, c.welch, c.delta, c.higher_is_better)
+        out.append(c)
+    return verdict(out)
+
+
+def _why_changed(claim: Claim, comparisons: list, now: str, before: str | None) -> str:
+    """The previous report's verdict and why it changed ("" when unchanged or unknown)."""
+    if before is None or before == now:
+        return ""
+    if now == UNTESTABLE:
+        why = "edge rule: a best λ lies on a grid edge"
+    elif _welch_only(comparisons) == before:
+        why = "paired interval (the unpaired Welch interval alone gives the previous verdict)"
+    else:
+        why = "the claim now quotes the paper (its comparisons changed)"
+    return f"{before}: {why}"
 
 
 def _figure_link(results: Path, item: str, base: Path) -> str:
@@ -91,18 +127,24 @@ def _studies(data: Data) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
-def _row(claim: Claim, data: Data, results: Path, base: Path) -> tuple[dict, list[str]]:
+def _row(claim: Claim, data: Data, results: Path, base: Path, previous: dict | None = None) -> tuple[dict, list[str]]:
     out = claim.evaluate(data)
     v = "measurement" if claim.measurement else verdict(out.comparisons)
     state = _study_state(data, claim.studies)
     numbers = "; ".join(out.numbers) if out.numbers else "no done runs with this metric"
-    row = {"claim": f"[{claim.title}](#{claim.id})", "paper": claim.paper, "twin: measured (mean [95 % CI])": numbers,
-           "verdict": f"**{v}**", "figure": _figure_link(results, claim.item, base), "twin differs": claim.differs}
-    detail = [f"### {claim.id}", "", f"- Paper: {claim.paper}.", f"- Test: {claim.test}.",
+    paper = claim.quoted().replace("|", "\\|") + f" (tested: {claim.paper})" if claim.quote else claim.paper
+    row = {"claim": f"[{claim.title}](#{claim.id})", "paper": paper, "twin: measured (mean [95 % CI])": numbers,
+           "verdict": f"**{v}**"}
+    if previous is not None:
+        row["previous verdict (why changed)"] = _why_changed(claim, out.comparisons, v, previous.get(claim.id))
+    row |= {"figure": _figure_link(results, claim.item, base), "twin differs": claim.differs}
+    detail = [f"### {claim.id}", ""] + ([f"- Paper ({claim.section}): \"{claim.quote}\""] if claim.quote else []) + [
+              f"- Claim as tested: {claim.paper}.", f"- Test: {claim.test}.",
               f"- Sweeps: {', '.join(f'`sweeps/{s}.yaml`' for s in claim.studies)} ({state}).",
               f"- Twin differs: {claim.differs}.", f"- Verdict: **{v}**."]
     if out.comparisons:
-        detail.append("- Comparisons (95 % Welch interval of the difference):")
+        detail.append("- Comparisons (95 % paired interval of the difference where the settings share seeds, the "
+                      "Welch interval beside it; Welch alone otherwise):")
         detail += [f"  - {c.text()}" for c in out.comparisons]
     detail += [f"- Note: {n}" for n in out.notes]
     if out.runs:
@@ -116,9 +158,10 @@ def _row(claim: Claim, data: Data, results: Path, base: Path) -> tuple[dict, lis
 def render(results: Path, out_path: Path) -> str:
     data = Data(results)
     base = out_path.parent
+    source, previous = _previous(results)
     rows, details = [], []
     for claim in CLAIMS:
-        row, detail = _row(claim, data, results, base)
+        row, detail = _row(claim, data, results, base, previous if source else None)
         rows.append(row)
         details += detail
     diag_rows, diag_details = [], []
@@ -141,12 +184,19 @@ def render(results: Path, out_path: Path) -> str:
         "the twin scales the paper's settings, a rule written before any result was seen. The paper-scale sweeps are "
         "in `sweeps/paper/`. A verdict is about the twin: a claim that does not hold here may still hold at the "
         "paper's scale, and the column *twin differs* says what is different.", "",
-        "## Statistical rule", "", RULE, "",
+        "These studies test the twin's 468-step budget and its λ grids as much as MoCA (issue 17): their λ grids "
+        "start at or above the best λ of the pilots in `sweeps/fair/`, and a best-λ claim whose best lies on a grid "
+        "edge is *untestable on this grid*. The fair re-run (grids that bracket the "
+        "optimum, budgets where each claim's premise holds, paired seeds added until decided) is designed, with "
+        "its pilots and projected time, in `sweeps/fair/DESIGN.md`; it has not run yet.", "",
+        "## Statistical rule", "", RULE, "", SEQUENTIAL_RULE + " Not yet applied: the committed runs have 3 seeds "
+        "each (the fixed design they were run with), and the verdicts below use the 95 % rule above.", "",
         "## Studies", "",
         "A claim whose study is incomplete or not run is decided on the done runs only, or reported as not run.", "",
         _studies(data),
         "## Verdicts", "",
         "Summary: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + f" (of {len(rows)} claims).", "",
+        *([f"Previous verdicts: {source}; the column says where a verdict changed and why.", ""] if source else []),
         markdown_table(pd.DataFrame(rows)),
         "## Fig. 2 (right): why the twin and the paper differ (diagnosis)", "",
         diagnosis_text(data), "",

@@ -14,6 +14,7 @@ whose ``config.json`` holds another config is an error (exit 2) before anything 
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
