@@ -12,6 +12,8 @@ Each file is therefore given the mode an ordinary ``open(path, "w")`` would give
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import tempfile
@@ -112,3 +114,12 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def hash_file(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes, read in chunks (data files, weights, checkpoints)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

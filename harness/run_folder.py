@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from harness.paths import PathEscape, inside  # noqa: F401  (re-exported)
-from harness.atomic import atomic_write, write_json, write_text
+from harness.atomic import atomic_write, hash_file, write_json, write_text
 
 if TYPE_CHECKING:  # the config module is imported lazily: it pulls in the plug-in registries
     from harness.config import RunConfig
@@ -614,12 +613,8 @@ def checkpoint_config(path: str | Path) -> dict | None:
 
 def file_digest(path: str | Path) -> dict | None:
     """``{"size", "sha256"}`` of a file, or None when it cannot be read."""
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return {"size": Path(path).stat().st_size, "sha256": h.hexdigest()}
+        return {"size": Path(path).stat().st_size, "sha256": hash_file(path)}
     except OSError:
         return None
 

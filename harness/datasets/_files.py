@@ -22,6 +22,7 @@ import json
 import os
 from pathlib import Path
 
+from harness.atomic import hash_file
 from harness.cache_dir import CACHE_ENV, cache_root  # noqa: F401  (the one cache folder)
 from harness.datasets._base import DATA_ROOT_ENV, DatasetMissing
 
@@ -33,12 +34,8 @@ class DataFileError(DatasetMissing):
     """A data file is present but is not the file it should be (md5 differs, unreadable)."""
 
 
-def md5_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def md5_file(path: Path) -> str:
+    return hash_file(path, "md5")
 
 
 def _stamp_path(path: Path, md5: str) -> Path:

@@ -27,7 +27,6 @@ constructor. Missing or wrong weights raise :class:`FIDWeightsError`, one line n
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from pytorch_fid import inception as pfid_inception
 from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+
+from harness.atomic import hash_file
 
 FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
@@ -51,11 +52,7 @@ class FIDWeightsError(RuntimeError):
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return hash_file(path, "sha256")
 
 
 def hub_weights_path() -> Path:
