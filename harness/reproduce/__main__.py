@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
             left = args.budget_min * 60 - (time.monotonic() - t0)
             extra = add_seeds(CLAIMS + DIAGNOSIS + BEYOND, lambda: Data(results), results, args.workers,
-                              budget_s=max(left, 0.0))
+                              budget_s=max(left, 0.0), studies=list(studies))
             for name, n in extra.items():
                 if name in record:
                     record[name]["trained"] += n

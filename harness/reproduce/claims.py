@@ -86,12 +86,14 @@ class Ctx:
         self.data = data
         self.out = Outcome()
 
-    def values(self, study: str, metric: str, label: str, epoch: int | None = None, **filters) -> SeedValues:
+    def values(self, study: str, metric: str, label: str, epoch: int | None = None, frame: pd.DataFrame | None = None,
+               **filters) -> SeedValues:
         """The seed values of ``metric`` for the runs of ``study`` matching ``filters``
         (dotted keys passed with ``__`` for ``.``), final epoch or ``epoch``, with their seeds
-        (so that comparisons between settings that share seeds are paired); records the folders."""
+        (so that comparisons between settings that share seeds are paired); records the folders.
+        ``frame``: one row per run to read instead of the final values (e.g. :func:`at_threshold`)."""
         filters = {k.replace("__", "."): v for k, v in filters.items()}
-        df = self.data.runs(study) if epoch is None else self.data.curves(study)
+        df = frame if frame is not None else self.data.runs(study) if epoch is None else self.data.curves(study)
         if df.empty:
             return SeedValues()
         if epoch is not None:
@@ -156,8 +158,46 @@ def first_epoch_at(data: Data, study: str, fraction: float) -> int | None:
     return int(logged[0]) if logged else None
 
 
-def lambda_trend(ctx: Ctx, study: str, metric: str, decreasing: bool, what: str, **filters) -> None:
-    lams = ctx.grid(study, "method.weight", **filters)
+def at_threshold(data: Data, study: str, metric: str, on: str, threshold: float) -> pd.DataFrame:
+    """The study's done runs with ``metric`` read at the first evaluation at which ``on`` is at
+    or below ``threshold`` (NaN when the run never reached it) and that epoch in ``threshold_epoch``:
+    the paper's protocol of Fig. 4, "trained until the reconstruction error reaches 50" (§4.2)."""
+    runs, curves = data.runs(study), data.curves(study)
+    if runs.empty or curves.empty or on not in curves.columns or metric not in curves.columns:
+        return runs.iloc[0:0]
+    reached = curves[(curves[on] <= threshold) & curves[metric].notna() & (curves["epoch"] > 0)]
+    first = reached.sort_values("epoch").groupby("id").first()
+    out = runs.copy()
+    out[metric] = out["id"].map(first[metric]).astype(float)
+    out["threshold_epoch"] = out["id"].map(first["epoch"])
+    return out
+
+
+def curve_mean(data: Data, study: str, metric: str) -> pd.DataFrame:
+    """The study's done runs with ``metric`` replaced by its mean over every evaluation after the
+    start (epochs ≥ 1): the curve as a whole, a discrete area under it per epoch."""
+    runs, curves = data.runs(study), data.curves(study)
+    if runs.empty or curves.empty or metric not in curves.columns:
+        return runs.iloc[0:0]
+    mean = curves[(curves["epoch"] > 0) & curves[metric].notna()].groupby("id")[metric].mean()
+    out = runs.copy()
+    out[metric] = out["id"].map(mean).astype(float)
+    return out
+
+
+def best_of(ctx: Ctx, study: str, metric: str, key: str = "method.weight", frame: pd.DataFrame | None = None,
+            **filters) -> float | None:
+    """The value of ``key`` with the lowest mean ``metric`` among the runs matching ``filters``."""
+    df = _match(ctx.data.runs(study) if frame is None else frame, {k.replace("__", "."): v for k, v in filters.items()})
+    if metric not in df.columns or key not in df.columns or not df[metric].notna().any():
+        return None
+    return float(df.groupby(key)[metric].mean().idxmin())
+
+
+def lambda_trend(ctx: Ctx, study: str, metric: str, decreasing: bool, what: str, up_to: float | None = None,
+                 **filters) -> None:
+    """The trend of ``metric`` over the study's λ grid (``up_to``: only λ ≤ it)."""
+    lams = [lam for lam in ctx.grid(study, "method.weight", **filters) if up_to is None or lam <= up_to]
     points = [(f"λ={value_text(lam)}", ctx.values(study, metric, f"λ={value_text(lam)}", **filters,
                                                   method__weight=lam)) for lam in lams]
     ctx.out.numbers += [ctx.number(f"{what} {label}", vals) for label, vals in points if vals]
@@ -176,7 +216,8 @@ def method_pairs(ctx: Ctx, study: str, metric: str, ours: str, others: list[str]
         ctx.out.comparisons.append(Comparison(LESS, ours, other, a, b, metric))
 
 
-def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = FID) -> None:
+def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = FID,
+                      frame: pd.DataFrame | None = None) -> None:
     """"The λ of lowest mean ``metric`` grows with ``key``" (Figs. 4, 9, 10; Table 4).
 
     λ*(x): the grid λ of lowest mean ``metric`` at x. Edge rule (:class:`GridEdge`): when any
@@ -184,16 +225,25 @@ def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = F
     the claim is *untestable on this grid*. Otherwise the comparison is made at the largest
     x: a λ above λ*(x_min) (λ*(x_max) when it is above, else the next grid value) against
     λ*(x_min): "a larger λ than the smallest x prefers gives a lower value at the largest x".
+    ``frame``: the runs to read (default: final values); a setting with a seed whose value is
+    missing in it (e.g. never reached the threshold of :func:`at_threshold`) is left out of
+    the search and said so.
     """
+    runs = ctx.data.runs(study) if frame is None else frame
     xs = ctx.grid(study, key)
     lams = ctx.grid(study, "method.weight")
     best = {}
     for x in xs:
-        means = {}
+        means, missing = {}, []
         for lam in lams:
-            df = _match(ctx.data.runs(study), {key: x, "method.weight": lam})
-            if metric in df.columns and df[metric].notna().any():
+            df = _match(runs, {key: x, "method.weight": lam})
+            if metric in df.columns and len(df) and df[metric].notna().all():
                 means[lam] = float(df[metric].mean())
+            elif len(df):
+                missing.append(value_text(lam))
+        if missing:
+            ctx.note(f"{what}={value_text(x)}: λ = {', '.join(missing)} left out of the best-λ search (a seed "
+                     f"has no {metric} value: it did not reach the protocol's point by the end of training)")
         if means:
             best[x] = min(means, key=means.get)
             ctx.out.numbers.append(f"{what}={value_text(x)}: best λ = {value_text(best[x])} ("
@@ -203,7 +253,7 @@ def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = F
     edges = [x for x in best if edge_of(best[x], lams)]
     for x in edges:
         label = f"{what}={value_text(x)}: best λ = {value_text(best[x])}"
-        vals = ctx.values(study, metric, f"{what}={value_text(x)}, λ={value_text(best[x])}",
+        vals = ctx.values(study, metric, f"{what}={value_text(x)}, λ={value_text(best[x])}", frame=frame,
                           **{key.replace('.', '__'): x}, method__weight=best[x])
         ctx.out.comparisons.append(GridEdge(label, list(lams), vals))
     if edges:
@@ -211,9 +261,9 @@ def best_lambda_shift(ctx: Ctx, study: str, key: str, what: str, metric: str = F
     lo_x, hi_x = min(best), max(best)
     above = [lam for lam in lams if lam > best[lo_x]]
     cand = best[hi_x] if best[hi_x] > best[lo_x] else above[0]
-    a = ctx.values(study, metric, f"{what}={value_text(hi_x)}, λ={value_text(cand)}", **{key.replace('.', '__'): hi_x},
-                   method__weight=cand)
-    b = ctx.values(study, metric, f"{what}={value_text(hi_x)}, λ={value_text(best[lo_x])}",
+    a = ctx.values(study, metric, f"{what}={value_text(hi_x)}, λ={value_text(cand)}", frame=frame,
+                   **{key.replace('.', '__'): hi_x}, method__weight=cand)
+    b = ctx.values(study, metric, f"{what}={value_text(hi_x)}, λ={value_text(best[lo_x])}", frame=frame,
                    **{key.replace('.', '__'): hi_x}, method__weight=best[lo_x])
     ctx.out.comparisons.append(Comparison(LESS, f"{what}={value_text(hi_x)} at λ={value_text(cand)}",
                                           f"at λ={value_text(best[lo_x])} (best for {what}={value_text(lo_x)})",
@@ -229,33 +279,53 @@ def _fig2_left(ctx: Ctx) -> None:
     ctx.out.numbers = [f"epoch {epoch}: {n}" for n in ctx.out.numbers]
 
 
-def _early_note(ctx: Ctx, epoch: int) -> None:
-    """Say at which fraction of the run the "early" evaluation lies (the paper: epoch 5 of 100, 5 %)."""
+EARLY = (0.05, 0.10)  # Fig. 2 (right): "early" is 5 % of the run (the paper's epoch 5 of 100) and 10 %
+
+
+def _early_note(ctx: Ctx, epoch: int, fraction: float) -> None:
+    """Say when the evaluation read as ``fraction`` of the run lies later than it (coarse curves)."""
     runs = ctx.data.runs("convergence")
     epochs = int(runs["train.epochs"].max()) if "train.epochs" in runs.columns and not runs.empty else 0
-    if epochs and epoch / epochs > 0.10:
-        ctx.note(f"the first evaluation after the start is epoch {epoch} of {epochs}, {100 * epoch / epochs:.0f} % of "
-                 "the run: the committed curves (one evaluation per epoch) have no point at 5 % or 10 % of the run, so "
-                 "'early' here is later than the paper's 5 %; the fair re-run evaluates a 20-epoch run every epoch "
-                 "(5 % = epoch 1, 10 % = epoch 2; sweeps/fair/DESIGN.md)")
+    if epochs and epoch / epochs > fraction + 0.5 / epochs:
+        ctx.note(f"the first evaluation at or after {100 * fraction:g} % of the run is epoch {epoch} of {epochs} "
+                 f"({100 * epoch / epochs:.0f} %): the curves have no point at {100 * fraction:g} %")
 
 
 def _fig2_right_early(metric: str):
     def run(ctx: Ctx) -> None:
-        epoch = first_epoch_at(ctx.data, "convergence", 0.05)
-        if epoch is None:
-            return
-        _early_note(ctx, epoch)
-        for lam in ctx.grid("convergence", "method.weight"):
-            a = ctx.values("convergence", metric, f"moca λ={value_text(lam)} epoch {epoch}", epoch,
-                           method__name="moca", method__weight=lam)
-            b = ctx.values("convergence", metric, f"mmd λ={value_text(lam)} epoch {epoch}", epoch,
-                           method__name="mmd", method__weight=lam)
-            ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
-                                                  a, b, f"{metric} at epoch {epoch}"))
-            ctx.out.numbers.append(f"epoch {epoch}, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
-                                   f"WAE-MMD {summarize(b).text()}")
+        for fraction in EARLY:
+            epoch = first_epoch_at(ctx.data, "convergence", fraction)
+            if epoch is None:
+                continue
+            _early_note(ctx, epoch, fraction)
+            _at_epoch(ctx, metric, epoch)
     return run
+
+
+def _fig2_right_curve(ctx: Ctx) -> None:
+    """The curves as a whole: each run's mean image SWD over its evaluations after the start."""
+    frame = curve_mean(ctx.data, "convergence", "image_swd")
+    for lam in ctx.grid("convergence", "method.weight"):
+        a = ctx.values("convergence", "image_swd", f"moca λ={value_text(lam)} curve", frame=frame,
+                       method__name="moca", method__weight=lam)
+        b = ctx.values("convergence", "image_swd", f"mmd λ={value_text(lam)} curve", frame=frame,
+                       method__name="mmd", method__weight=lam)
+        ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
+                                              a, b, "mean image SWD over epochs ≥ 1"))
+        ctx.out.numbers.append(f"mean over the curve, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
+                               f"WAE-MMD {summarize(b).text()}")
+
+
+def _at_epoch(ctx: Ctx, metric: str, epoch: int) -> None:
+    for lam in ctx.grid("convergence", "method.weight"):
+        a = ctx.values("convergence", metric, f"moca λ={value_text(lam)} epoch {epoch}", epoch,
+                       method__name="moca", method__weight=lam)
+        b = ctx.values("convergence", metric, f"mmd λ={value_text(lam)} epoch {epoch}", epoch,
+                       method__name="mmd", method__weight=lam)
+        ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
+                                              a, b, f"{metric} at epoch {epoch}"))
+        ctx.out.numbers.append(f"epoch {epoch}, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
+                               f"WAE-MMD {summarize(b).text()}")
 
 
 def _fig2_right_final(metric: str):
@@ -286,8 +356,36 @@ def _fig8(ctx: Ctx) -> None:
     lambda_trend(ctx, "lambda", "test_recon", True, "test reconstruction error")
 
 
+def _below_best(study: str, metric: str, decreasing: bool, what: str, **filters):
+    """A trend claim over λ ≤ the study's best λ by FID (sweeps/fair/DESIGN.md): above the optimum a
+    regularizer too strong for the budget can reverse any trend, below it the trend is the paper's."""
+    def run(ctx: Ctx) -> None:
+        best = best_of(ctx, study, FID, **filters)
+        if best is None:
+            return
+        lams = [lam for lam in ctx.grid(study, "method.weight", **filters) if lam <= best]
+        ctx.note(f"best λ by mean final FID: {value_text(best)}; the trend is read over λ ∈ "
+                 f"{{{', '.join(value_text(x) for x in lams)}}}")
+        if len(lams) < 2:
+            ctx.note("the best λ is the smallest of the grid: no trend below it to read")
+            return
+        lambda_trend(ctx, study, metric, decreasing, what, up_to=best, **filters)
+    return run
+
+
+# Fig. 4's protocol (§4.2: "trained until the reconstruction error reaches 50", twice its fully trained
+# 25), scaled to the twin in sweeps/latent_dim.yaml and its pilot: test reconstruction error 35.
+LATENT_RECON_THRESHOLD = 35.0
+
+
 def _fig4(ctx: Ctx) -> None:
-    best_lambda_shift(ctx, "latent_dim", "model.latent_dim", "latent")
+    frame = at_threshold(ctx.data, "latent_dim", FID, "test_recon", LATENT_RECON_THRESHOLD)
+    if not frame.empty:
+        reached = frame.dropna(subset=["threshold_epoch"])
+        ctx.note(f"FID read at the first evaluation (every 2 epochs) with test reconstruction ≤ "
+                 f"{LATENT_RECON_THRESHOLD:g}: {len(reached)} of {len(frame)} runs reached it, at epochs "
+                 f"{', '.join(str(int(e)) for e in sorted(reached['threshold_epoch'].unique()))}")
+    best_lambda_shift(ctx, "latent_dim", "model.latent_dim", "latent", frame=frame)
 
 
 def _fig9(ctx: Ctx) -> None:
@@ -402,7 +500,8 @@ def _table5_stable(ctx: Ctx) -> None:
     ctx.out.numbers.append(ctx.number("FID K=3700", mid))
 
 
-SHORT = "468 steps on 10,000 MNIST images with a 16-channel convnet (paper: 50k-500k steps, CIFAR-10/CelebA, A1/A2)"
+SHORT = ("12 epochs (1,872 steps) on 10,000 MNIST images with a 16-channel convnet, centre λ = 10 (paper: 50k-500k "
+         "steps, CIFAR-10/CelebA, A1/A2)")
 
 CLAIMS: list[Claim] = [
     Claim("fig2_left", "fig2_left", "Fig. 2 (left): latent matching alone",
@@ -413,13 +512,17 @@ CLAIMS: list[Claim] = [
           "the paper and chosen here", _fig2_left),
     Claim("fig2_right_early", "fig2_right", "Fig. 2 (right): faster convergence (image SWD)",
           "at epoch 5 (5 % of training) MoCA's image SWD is below WAE-MMD's for every λ",
-          "image SWD at the first evaluation at or after 5 % of training: MoCA lower than WAE-MMD at each λ",
-          ("convergence",), "MNIST, small convnet, 780 steps, SWD on 500 images at one pyramid level (paper: "
-          "CIFAR-10, A2, 100 epochs, 10,000 images)", _fig2_right_early("image_swd")),
+          "image SWD at 5 % and at 10 % of training (epochs 1 and 2 of 20): MoCA lower than WAE-MMD at each λ",
+          ("convergence",), "MNIST, small convnet, 20 epochs (3,120 steps), SWD on 500 images at one pyramid level "
+          "(paper: CIFAR-10, A2, 100 epochs, 10,000 images)", _fig2_right_early("image_swd")),
     Claim("fig2_right_early_fid", "fig2_right", "Fig. 2 (right): faster convergence (domain FID)",
           "(the same claim measured with the domain FID instead of image SWD)",
-          "domain FID at the first evaluation at or after 5 % of training: MoCA lower than WAE-MMD at each λ",
+          "domain FID at 5 % and at 10 % of training: MoCA lower than WAE-MMD at each λ",
           ("convergence",), "as above; FID in LeNet features (not in the paper's figure)", _fig2_right_early(FID)),
+    Claim("fig2_right_curve", "fig2_right", "Fig. 2 (right): faster convergence (the whole curve)",
+          "(the same claim read from the whole curve) MoCA's image SWD is below WAE-MMD's over training",
+          "mean image SWD over the evaluations after the start (epochs 1-20): MoCA lower than WAE-MMD at each λ",
+          ("convergence",), "as above", _fig2_right_curve),
     Claim("fig2_right_final", "fig2_right", "Fig. 2 (right): better final SWD",
           "the final SWD of MoCA is lower than WAE-MMD's for every λ",
           "final image SWD: MoCA lower than WAE-MMD at each λ", ("convergence",),
@@ -436,15 +539,16 @@ CLAIMS: list[Claim] = [
           ("lambda",), f"{SHORT}; FID in LeNet features on 2,000 samples (paper: Inception, 10,000)", _fig3_fid),
     Claim("fig4", "fig4", "Fig. 4: larger latent dimension needs larger λ",
           "the larger the latent dimension, the larger the λ needed for a similar FID",
-          "at the largest latent dimension, a λ above the best λ of the smallest dimension gives a lower FID "
-          "(best-λ shift rule)", ("latent_dim",),
-          f"{SHORT}; fixed step budget instead of training to a reconstruction error of 50; latent 4/16/64 "
-          "(paper: 64/128/256 assumed)", _fig4),
+          "FID at the reconstruction threshold: at the largest latent dimension, a λ above the best λ of the "
+          "smallest dimension gives a lower FID (best-λ shift rule)", ("latent_dim",),
+          f"{SHORT}; FID read where the test reconstruction error first reaches 35 (evaluated every 2 epochs, cap "
+          "12 epochs; the paper trains to 50, twice its fully trained error); latent 4/16/64 (paper: 64/128/256 "
+          "assumed)", _fig4),
     Claim("fig7", "fig7", "Fig. 7: class structure of the latents",
           "MoCA learns class clusters similar to the hyperspherical VAE",
           "kNN accuracy of test latents (k-NN against training latents): MoCA not worse than the S-VAE by more "
           "than 2 points, at each λ", ("mnist_tsne",),
-          "10,000 images, 5 epochs (paper: 60,000, 25 epochs); the class structure as a kNN accuracy, where the "
+          "10,000 images, the paper's 25 epochs (paper: 60,000 images); the class structure as a kNN accuracy, where the "
           "paper shows t-SNE maps only", _fig7),
     Claim("fig8", "fig8", "Fig. 8: larger λ, lower reconstruction error",
           "larger λ reduces the final reconstruction loss", "final test reconstruction error falls as λ grows "
@@ -464,17 +568,17 @@ CLAIMS: list[Claim] = [
           "MoCA's FID is lower than WAE-MMD's, the Sinkhorn AE's, SWAE's and CWAE's (not WAE-GAN's)",
           "final domain FID: MoCA lower than each of these baselines trained on the same model; WAE-GAN and the "
           "plain autoencoder as reference rows", ("methods",),
-          f"{SHORT}; one λ (1000) for every method where the paper cites each baseline's own tuned result; "
-          "CWAE with the Gaussian prior", _table1),
+          f"{SHORT}; every method at the settings the equal-budget benchmark tuned for it (sweeps/methods.yaml), "
+          "as the paper cites each baseline's own tuned result; CWAE with the Gaussian prior", _table1),
     Claim("table2", "table2", "Table 2: MoCA against WAE-MMD",
           "MoCA's FID is lower than WAE-MMD's", "final domain FID: MoCA lower than WAE-MMD", ("methods",),
-          f"{SHORT}; same λ for both", _table2),
+          f"{SHORT}; each at its benchmark-tuned settings", _table2),
     Claim("table3_low", "table3", "Table 3: m must be close to 1",
           "FID is much worse for m = 0 and 0.9 than for 0.99", "final FID: m=0.99 lower than m=0 and m=0.9",
           ("momentum",), f"{SHORT}; the paper's m values as is (see sweeps/momentum.yaml)", _table3_low),
     Claim("table3_high", "table3", "Table 3: m = 0.999 as good as 0.99",
           "m = 0.999 and 0.99 give the same FID (47.46 vs 47.96)", "final FID: m=0.999 ≈ m=0.99 (10 % margin)",
-          ("momentum",), f"{SHORT}; 0.999's 1,000-step horizon exceeds the twin's run (stated before the run)",
+          ("momentum",), "as above but 33 epochs (5,148 steps), so that 0.999's 1,000-step horizon is 19 % of the run",
           _table3_high),
     Claim("table5_small", "table5", "Table 5: a tiny queue is worse",
           "FID is much worse with K = 100", "final FID: K=600 and K=3700 lower than K=100", ("queue",),
@@ -497,6 +601,7 @@ QUOTES = {
                           "significantly faster."),
     "fig2_right_early": _FAST,
     "fig2_right_early_fid": _FAST,
+    "fig2_right_curve": _FAST,
     "fig2_right_final": ("§4.1", "Better approximation: the final SWD values of MoCA are significantly lower than those "
                                  "of WAE-MMD across the corresponding [λ] values."),
     "fig2_right_lambda": ("§4.1", "Stable optimization: larger values of [λ] result in smaller values of SWD for MoCA but "
@@ -526,6 +631,24 @@ QUOTES = {
     "table5_stable": _K,
 }
 CLAIMS = [replace(c, section=QUOTES[c.id][0], quote=QUOTES[c.id][1]) for c in CLAIMS]
+
+
+# The λ-trend claims read over λ ≤ the best λ (by FID) of their study: the paper's λ range maps to the twin's
+# range above its optimum (sweeps/fair/DESIGN.md), where a regularizer too strong for the budget can reverse any
+# trend; these rows read the same trends below the optimum. Reported beside the claims, not instead of them.
+# The best λ is the one of lowest FID, so §4.2's FID trend is not read this way (it would be selected to hold).
+BELOW_BEST: list[Claim] = [
+    Claim("fig3_below", "fig3", "Fig. 3 below the best λ: more isotropic latents",
+          "(the claim of Fig. 3, read over λ ≤ the best λ)", "spectral entropy rises with λ over λ ≤ the best λ "
+          "(trend rule)", ("lambda",), "as Fig. 3", _below_best("lambda", "latent_sv_entropy", False, "spectral entropy")),
+    Claim("fig8_below", "fig8", "Fig. 8 below the best λ: lower reconstruction error",
+          "(the claim of Fig. 8, read over λ ≤ the best λ)", "final test reconstruction error falls as λ grows over "
+          "λ ≤ the best λ", ("lambda",), "as Fig. 8", _below_best("lambda", "test_recon", True, "test reconstruction")),
+    Claim("fig2_right_lambda_below", "fig2_right", "Fig. 2 (right) below the best λ: smaller SWD for MoCA",
+          "(the claim of Fig. 2 (right), read over λ ≤ MoCA's best λ)", "final image SWD of MoCA falls as λ grows "
+          "over λ ≤ the best λ", ("convergence",), "as Fig. 2 (right)",
+          _below_best("convergence", "image_swd", True, "MoCA final image SWD", method__name="moca")),
+]
 
 
 # ------------------------------------------------------------------ Fig. 2 (right) diagnosis
@@ -649,7 +772,7 @@ def diagnosis_text(data: Data) -> str:
         f"({'; '.join(ratio[:2]) if ratio else 'ratio not measured'}). With WAE-MMD's λ raised 40-fold: early "
         f"SWD: {v['diag_matched_early']}; early FID: {v['diag_matched_early_fid']}; final SWD: "
         f"{v['diag_matched_final']}; final FID: {v['diag_matched_final_fid']}.",
-        "4. **Step budget**: the twin trains 780 steps (the paper ~78,000); the per-epoch gap between the "
+        "4. **Step budget**: the twin trains 3,120 steps (20 epochs; the paper ~78,000); the per-epoch gap between the "
         "methods is listed in the last row.",
         "",
         "Reading (by the verdicts above): *holds* in the matched rows where the equal-λ rows do not hold would "
@@ -680,6 +803,6 @@ def _finding(v: dict[str, str]) -> str:
                      v["diag_matched_early_fid"]):
         out.append("Neither at equal nor at matched λ is MoCA ahead at the first evaluation (SWD or FID): the twin "
                    "gives no evidence for the paper's faster convergence, and none against it beyond the "
-                   "resolution of 3 seeds; at 780 steps both methods are still dominated by learning to "
+                   "resolution of the seeds spent; early in training both methods are still dominated by learning to "
                    "reconstruct (see the epoch-1 numbers in the rows below).")
     return " ".join(out) or "see the rows below."

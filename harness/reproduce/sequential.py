@@ -3,8 +3,9 @@
 The rule itself is a pure function, :func:`harness.reproduce.stats.sequential_decision`; this
 module applies it to the claims and asks the sweep engine for the seeds it wants:
 
-1. every claim (and diagnosis and beyond-the-paper row) is evaluated on the done runs;
-2. every comparison that is not a guard and whose rule says CONTINUE names the settings on its
+1. every claim (and diagnosis and beyond-the-paper row) is evaluated on the done runs; a claim
+   already decided (holds, does not hold, untestable on this grid) wants no seeds;
+2. every comparison of the others that is not a guard and whose rule says CONTINUE names the settings on its
    two sides (through the run ids behind its values) and the number of seeds it wants next;
 3. for each study with such settings a sweep file is derived, ``results/<study>/sequential.yaml``:
    the study's own file with its runs written out as ``cases`` (every run already in the
@@ -25,7 +26,7 @@ import yaml
 
 from harness.atomic import write_text
 from harness.yaml_io import load_file
-from harness.reproduce.stats import CONTINUE, LOOKS, Comparison
+from harness.reproduce.stats import CONTINUE, FAILS, HOLDS, LOOKS, UNTESTABLE, Comparison, verdict
 from harness.run_folder import MANIFEST, read_json_file
 
 DERIVED = "sequential.yaml"  # the derived sweep file, in the study's results folder
@@ -43,12 +44,17 @@ def _setting(varied: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in varied.items() if k != "seed"))
 
 
-def wanted_seeds(claims, data, results: Path, looks: tuple[int, ...] = LOOKS) -> dict[str, dict[tuple, int]]:
-    """study -> {setting: seeds wanted} for every comparison the sequential rule continues."""
+def wanted_seeds(claims, data, results: Path, looks: tuple[int, ...] = LOOKS,
+                 studies: list[str] | None = None) -> dict[str, dict[tuple, int]]:
+    """study -> {setting: seeds wanted} for every comparison the sequential rule continues
+    (only studies named in ``studies`` when given: the benchmark, a search, is never extended)."""
     want: dict[str, dict[tuple, int]] = {}
     manifests: dict[str, dict[str, dict]] = {}
     for claim in claims:
-        for c in claim.evaluate(data).comparisons:
+        comparisons = claim.evaluate(data).comparisons
+        if verdict(comparisons) in (HOLDS, FAILS, UNTESTABLE):  # decided: no comparison of it needs seeds
+            continue
+        for c in comparisons:
             if not isinstance(c, Comparison) or c.guard:
                 continue
             state = c.sequential(looks)
@@ -56,7 +62,7 @@ def wanted_seeds(claims, data, results: Path, looks: tuple[int, ...] = LOOKS) ->
                 continue
             for side in (c.a, c.b):
                 study, ids = getattr(side, "study", None), getattr(side, "ids", [])
-                if not study or not ids:
+                if not study or not ids or (studies is not None and study not in studies):
                     continue
                 runs = manifests.setdefault(study, _manifest_runs(results, study))
                 for rid in ids:
@@ -92,7 +98,7 @@ def derived_sweep(study: str, results: Path, settings: dict[tuple, int], sweeps:
 
 
 def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[int, ...] = LOOKS,
-              budget_s: float | None = None) -> dict[str, int]:
+              budget_s: float | None = None, studies: list[str] | None = None) -> dict[str, int]:
     """Run the loop of the module docstring; returns study -> runs trained for extra seeds.
 
     ``data_factory()`` gives a fresh :class:`harness.reproduce.claims.Data` (the runs change).
@@ -103,7 +109,7 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
     trained: dict[str, int] = {}
     spent = 0.0
     for _ in range(len(looks)):
-        want = wanted_seeds(claims, data_factory(), results, looks)
+        want = wanted_seeds(claims, data_factory(), results, looks, studies)
         files = {study: derived_sweep(study, results, settings) for study, settings in sorted(want.items())}
         files = {s: f for s, f in files.items() if f is not None}
         if not files:

@@ -36,8 +36,12 @@ Stated once at the top of the report (:data:`RULE`):
   comparisons say: never *does not hold*;
 * a claim is a list of comparisons; its **verdict** is *untestable on this grid* when a
   best setting lies on a grid edge, else *holds* when every comparison that is not a guard
-  supports it, *does not hold* when at least one comparison contradicts it, and
-  *inconclusive* otherwise (including when a comparison has fewer than two seeds on a side).
+  supports it, *does not hold* when at least one comparison contradicts it, *inconclusive at
+  the seed cap* when every open comparison has the cap of seeds, and *inconclusive* otherwise
+  (including when a comparison has fewer than two seeds on a side);
+* a paired comparison is decided by the **sequential rule** (:func:`sequential_decision`):
+  the paired interval at 1 − α/len(LOOKS) with the seeds of its last look, so that the seeds
+  ``make reproduce --sequential`` adds where a comparison is undecided keep the error rate.
 """
 
 from __future__ import annotations
@@ -51,17 +55,22 @@ import scipy.stats
 SUPPORTS, CONTRADICTS, UNDECIDED = "supports", "contradicts", "undecided"
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
 UNTESTABLE = "untestable on this grid"  # the edge rule (GridEdge)
+AT_CAP = "inconclusive at the seed cap"  # undecided with the cap of seeds (LOOKS[-1]) on every open comparison
 LESS, EQUAL, NOT_WORSE = "less", "equal", "not_worse"
+ALPHA = 0.05
+LOOKS = (3, 5, 7, 10)  # seeds per setting at each look; the last is the cap
 
 RULE = (
-    "Every setting is trained with 3 seeds; a number is the mean over seeds with its 95 % "
-    "Student-t confidence interval. Two settings A and B are compared by a 95 % confidence interval of "
-    "mean(A) − mean(B): the **paired** interval (Student t on the per-seed differences A_s − B_s, n − 1 "
+    "Every setting is trained with 3 seeds first, more where the sequential rule below asks for them; a number "
+    "is the mean over seeds with its 95 % Student-t confidence interval. Two settings A and B are compared by a "
+    "confidence interval of mean(A) − mean(B): the **paired** interval (Student t on the per-seed differences A_s − B_s, n − 1 "
     "degrees of freedom; a two-sided paired t-test at α = 0.05) when both were run with the same seeds "
     "(at least two in common), because runs that share a seed share their initialisation, data order and "
     "evaluation samples and are strongly correlated across settings; the unpaired Welch interval "
-    "(Welch-Satterthwaite degrees of freedom) otherwise. The details list both intervals for every "
-    "comparison (paired first). "
+    "(Welch-Satterthwaite degrees of freedom, 95 %) otherwise. A paired comparison is decided by the "
+    f"sequential rule below: its paired interval at the level 1 − α/{len(LOOKS)} = {100 * (1 - ALPHA / len(LOOKS)):g} % "
+    "with the seeds of its last look. The details list the 95 % paired and Welch intervals of every comparison "
+    "and the corrected interval that decided it. "
     "\"A lower than B\" is supported when the interval lies below 0 and contradicted when it "
     "lies above 0. \"A about equal to B\" (margin δ = 10 % of B's mean) is supported when the "
     "interval lies inside (−δ, δ) and contradicted when it lies entirely outside [−δ, δ]. "
@@ -73,7 +82,8 @@ RULE = (
     "input size or τ) whose best setting lies on either edge of its grid is **untestable on this grid** "
     "(the optimum may lie outside it), both edges alike, whatever the comparisons say. Otherwise a claim, "
     "a list of such comparisons, **holds** when every comparison supports it, **does not hold** when "
-    "at least one contradicts it, and is **inconclusive** otherwise.")
+    "at least one contradicts it, **inconclusive at the seed cap** when every comparison left open reached the "
+    "cap of seeds, and **inconclusive** otherwise (a comparison that wanted more seeds than the time budget gave).")
 
 
 def _clean(values) -> np.ndarray:
@@ -196,8 +206,6 @@ def decide(kind: str, interval: tuple[float, float, float] | None, margin: float
 
 # ------------------------------------------------------------------ the sequential seed rule
 
-ALPHA = 0.05
-LOOKS = (3, 5, 7, 10)  # seeds per setting at each look; the last is the cap
 CONTINUE, DECIDED, CAP_REACHED = "continue", "decided", "cap reached"
 SEQUENTIAL_RULE = (
     "Sequential seeds (pre-registered; `python -m harness.reproduce --sequential`): a comparison between "
@@ -268,7 +276,10 @@ class Comparison:
     higher_is_better: bool = False  # NOT_WORSE only
     guard: bool = False  # counts only when it contradicts (neighbouring pairs of a trend)
     outcome: str = field(init=False)
-    interval: tuple[float, float, float] | None = field(init=False)  # the one that decides
+    interval: tuple[float, float, float] | None = field(init=False)  # the 95 % interval (paired, else Welch)
+    corrected: tuple[float, float, float] | None = field(init=False)  # paired: the interval at 1 − α/len(LOOKS)
+    state: str | None = field(init=False)  # paired: CONTINUE | DECIDED | CAP_REACHED (sequential rule)
+    seeds: int = field(init=False)  # paired: the seeds of the look that decided (or the last look)
     welch: tuple[float, float, float] | None = field(init=False)  # unpaired, always shown
     paired: bool = field(init=False)  # True when ``interval`` is the paired interval
 
@@ -277,7 +288,13 @@ class Comparison:
         paired = paired_interval(self.a, self.b)
         self.paired = paired is not None
         self.interval = paired if self.paired else self.welch
-        self.outcome = self._decide()
+        self.state = None
+        if self.paired:  # the pre-registered sequential rule decides (SEQUENTIAL_RULE): corrected level, looks
+            seq = self.sequential()
+            self.outcome, self.state, self.seeds = seq.outcome, seq.state, seq.n
+            self.corrected = seq.interval
+        else:
+            self.outcome, self.seeds, self.corrected = self._decide(), 0, None
 
     @property
     def delta(self) -> float:
@@ -301,6 +318,9 @@ class Comparison:
             d, lo, hi = self.interval
             n = len(paired_differences(self.a, self.b))
             diff = f"paired diff {d:.3g} [{lo:.3g}, {hi:.3g}] (n={n})"
+            if self.corrected is not None:
+                level = 100 * (1 - ALPHA / len(LOOKS))
+                diff += f", at {level:g} % with the first {self.seeds} seeds [{self.corrected[1]:.3g}, {self.corrected[2]:.3g}]"
             if self.welch is not None:
                 diff += f"; Welch [{self.welch[1]:.3g}, {self.welch[2]:.3g}]"
         else:
@@ -311,8 +331,9 @@ class Comparison:
             m = self.margin if self.margin is not None else 0.1 * abs(sb.mean)
             margin = f", δ = {m:.3g}"
         guard = " (guard)" if self.guard else ""
+        cap = " at the seed cap" if self.state == CAP_REACHED else ""
         return (f"{self.metric}{guard}: {self.a_label} {sa.text()} {rel} {self.b_label} {sb.text()}: "
-                f"{diff}{margin} → {self.outcome}")
+                f"{diff}{margin} → {self.outcome}{cap}")
 
 
 @dataclass
@@ -359,7 +380,25 @@ def verdict(comparisons: list) -> str:
     main = [c for c in comparisons if not c.guard]
     if main and all(c.outcome == SUPPORTS for c in main):
         return HOLDS
+    open_ = [c for c in main if c.outcome != SUPPORTS]
+    if open_ and all(getattr(c, "state", None) == CAP_REACHED for c in open_):
+        return AT_CAP
     return INCONCLUSIVE
+
+
+def seeds_text(comparisons: list) -> str:
+    """Seeds per setting behind a claim's verdict (the report's *seeds* column): the largest look of
+    its paired comparisons, and why it stopped there when the claim is not decided."""
+    paired = [c for c in comparisons if isinstance(c, Comparison) and c.state is not None]
+    if not paired:
+        return ""
+    n = max(c.seeds for c in paired)
+    v = verdict(comparisons)
+    if v == AT_CAP:
+        return f"{n} (cap reached)"
+    if v == INCONCLUSIVE:
+        return f"{n} (undecided; more seeds wanted)"
+    return str(n)
 
 
 def trend(points: list[tuple[str, list]], metric: str, decreasing: bool) -> list[Comparison]:
