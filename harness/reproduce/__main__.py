@@ -142,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
                     record[name]["trained"] += n
                     record[name]["sequential_seeds_trained"] = n
             print(f"reproduce --sequential: {sum(extra.values())} runs trained for extra seeds", flush=True)
+            timing = read_json_file(results / TIMING)
+            if sum(extra.values()) and isinstance(timing, dict):  # the seeds join the record of the first look
+                for name, n in extra.items():
+                    study = timing.setdefault("studies", {}).setdefault(name, {})
+                    study["sequential_seeds_trained"] = study.get("sequential_seeds_trained", 0) + n
+                timing["sequential_wall_time_s"] = round(timing.get("sequential_wall_time_s", 0)
+                                                         + time.monotonic() - t0, 1)
+                timing["sequential_budget_min"] = args.budget_min
+                write_json(results / TIMING, timing)
         total = time.monotonic() - t0
         trained = sum(r["trained"] for r in record.values())
         print(f"reproduce: {trained} runs trained in {total / 60:.1f} min", flush=True)
