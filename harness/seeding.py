@@ -8,8 +8,10 @@ new stream never changes the numbers of the existing ones.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a generator is made: the sweep planner needs only derive_seed
+    import torch
 
 
 def derive_seed(master: int, *names: object) -> int:
@@ -18,7 +20,9 @@ def derive_seed(master: int, *names: object) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & ((1 << 63) - 1)
 
 
-def make_generator(master: int, *names: object, device: str = "cpu") -> torch.Generator:
+def make_generator(master: int, *names: object, device: str = "cpu") -> "torch.Generator":
+    import torch
+
     g = torch.Generator(device=device)
     g.manual_seed(derive_seed(master, *names))
     return g

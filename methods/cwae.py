@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import ot
 import torch
 
 from harness.errors import require
@@ -64,6 +63,8 @@ def silverman_gamma(n: int) -> float:
 
 def cw_normality(x: torch.Tensor) -> torch.Tensor:
     """cw(X) = 2√π · d²_cw(X, N(0, I)) of the module docstring (the CWAE code's value)."""
+    import ot
+
     n, dim = x.shape
     gamma = silverman_gamma(n)
     k = 1.0 / (2.0 * dim - 3.0)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import ot
 import torch
 
 from harness.errors import require, require_choice
@@ -68,6 +67,8 @@ def mmd_unbiased(
     z: torch.Tensor, y: torch.Tensor, kernel: str, scales: list[float], base: float
 ) -> torch.Tensor:
     """The unbiased estimator MMD²_u of the module docstring (equal sample sizes n ≥ 2)."""
+    import ot
+
     n = z.shape[0]
     if n < 2 or y.shape[0] != n:
         raise ValueError(f"mmd: needs two samples of equal size >= 2, got {n} and {y.shape[0]}")

@@ -47,7 +47,6 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import ot
 import torch
 
 from harness.errors import require, require_choice
@@ -77,6 +76,8 @@ def sinkhorn_plan(
     cost: torch.Tensor, epsilon: float, iterations: int, tolerance: float
 ) -> tuple[torch.Tensor, float]:
     """The entropic plan for uniform marginals and its L1 marginal error (module docstring)."""
+    import ot
+
     n, m = cost.shape
     a = torch.full((n,), 1.0 / n, dtype=cost.dtype, device=cost.device)
     b = torch.full((m,), 1.0 / m, dtype=cost.dtype, device=cost.device)
@@ -96,6 +97,7 @@ def sinkhorn_cost(
 
 
 def _sinkhorn(z, y, epsilon, iterations, normalization, tolerance) -> tuple[torch.Tensor, float]:
+    import ot
     cost = ot.dist(z, y)  # squared Euclidean
     if normalization != "none":
         scale = cost.detach().mean() if normalization == "mean" else cost.detach().max()

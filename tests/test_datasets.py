@@ -603,3 +603,11 @@ def test_digits_pixel_scaling_and_resize():
     assert data.train_x.shape == (10, 1, 16, 16) and data.test_x.shape == (7, 1, 16, 16)
     full = load_dataset(cfg("digits"))
     assert_close_uint8(data.train_x, ref_resize(full.train_x[:10], 16))
+
+
+def test_the_image_extensions_are_torchvisions():
+    """harness.datasets._images writes torchvision's list out (no torchvision import at start-up)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    from harness.datasets._images import IMAGE_EXTENSIONS
+    assert IMAGE_EXTENSIONS == tuple(IMG_EXTENSIONS)

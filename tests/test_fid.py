@@ -418,3 +418,11 @@ def test_fid_evaluator_rejects_vector_data(hub, tmp_path):
     vectors = DataBundle("synthetic", torch.zeros(5, 3), torch.zeros(5, 3))
     with pytest.raises(ConfigError, match="'fid' needs an image dataset"):
         build_evaluator("fid", make_context(cfg, vectors, prior, "cpu", None))
+
+
+def test_the_written_out_pytorch_fid_constants_are_pytorch_fids():
+    """harness.metrics.fid writes out two constants of pytorch-fid (no pytorch-fid import at start-up)."""
+    from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
+
+    from harness.metrics import fid
+    assert fid.FID_WEIGHTS_URL == FID_WEIGHTS_URL and fid.FID_DIMS == tuple(InceptionV3.BLOCK_INDEX_BY_DIM)

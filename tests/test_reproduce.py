@@ -595,3 +595,12 @@ def test_the_sequential_driver_asks_seeds_only_for_undecided_claims_of_the_studi
     assert wanted_seeds([claim], data, tmp_path, studies=["queue"]) == {}  # not a study of this run
     decided = Claim("y", "fig3", "t", "p", "t", ("lambda",), "-", failed)
     assert wanted_seeds([decided], data, tmp_path) == {}  # the claim does not hold already
+
+
+def test_a_trend_below_a_best_lambda_at_the_bottom_edge_is_untestable():
+    import pandas as pd
+    from harness.reproduce.claims import BELOW_BEST
+    below = next(c for c in BELOW_BEST if c.id == "fig2_right_lambda_below")
+    runs = pd.DataFrame([{"method.name": "moca", "method.weight": lam, "seed": s, "id": f"{lam}-{s}",
+                          "fid": lam + s, "image_swd": 100.0 - lam} for lam in (10.0, 100.0) for s in range(3)])
+    assert verdict(below.evaluate(_FakeData({"convergence": runs})).comparisons) == UNTESTABLE

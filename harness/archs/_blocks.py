@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
 
 from harness.errors import ConfigError, require
 
@@ -127,6 +126,7 @@ def down_block(in_ch: int, out_ch: int, stride: int) -> BasicBlock:
     This is how ``torchvision.models.ResNet._make_layer`` builds the first block of a stage
     (He et al. 2016, shortcut option B).
     """
+    from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
     downsample = None
     if stride != 1 or in_ch != out_ch:
         downsample = nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
@@ -135,6 +135,7 @@ def down_block(in_ch: int, out_ch: int, stride: int) -> BasicBlock:
 
 def resnet_stage(in_ch: int, out_ch: int, blocks: int, stride: int) -> nn.Sequential:
     """A ResNet stage exactly as ``ResNet._make_layer`` builds it: the first block strides."""
+    from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
     layers = [down_block(in_ch, out_ch, stride)]
     layers += [BasicBlock(out_ch, out_ch) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
@@ -157,6 +158,7 @@ class UpBasicBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, in_side: int | None = None,
                  out_side: int | None = None, mode: str = "nearest"):
+        from torchvision.models.resnet import BasicBlock, conv1x1, conv3x3
         super().__init__()
         if mode not in ("nearest", "deconv"):
             raise ValueError(f"unknown upsampling mode {mode!r}")

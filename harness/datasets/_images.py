@@ -15,8 +15,6 @@ from typing import Callable, Sequence
 
 import torch
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from harness.atomic import atomic_write
@@ -24,7 +22,9 @@ from harness.datasets._base import DataBundle, DatasetMissing
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS: tuple[str, ...] = tuple(IMG_EXTENSIONS)
+# torchvision.datasets.folder.IMG_EXTENSIONS, written out so that importing the datasets does not import
+# torchvision (start-up time of every command; tests/test_datasets.py checks it stays equal)
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 def one_line(err: BaseException | str) -> str:
@@ -52,6 +52,7 @@ def resize_images(x: torch.Tensor, size: int | None, chunk: int = 2048) -> torch
     square in every dataset here (CelebA and CelebA-HQ are centre-cropped first), so the
     aspect ratio is kept.
     """
+    from torchvision.transforms.v2 import functional as TF
     if size is None or tuple(x.shape[-2:]) == (size, size):
         return x
     out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=x.dtype)
@@ -92,12 +93,14 @@ def count_key(n: int, total: int) -> str:
 
 def load_rgb(path: str | Path) -> torch.Tensor:
     """Decode one image file with PIL (as torchvision's folder datasets do) to uint8 3×H×W."""
+    from torchvision.transforms.v2 import functional as TF
     with Image.open(path) as im:
         return TF.pil_to_tensor(im.convert("RGB"))
 
 
 def centre_square(img: torch.Tensor, side: int | None = None) -> torch.Tensor:
     """Centre crop to side×side (default: the shorter edge)."""
+    from torchvision.transforms.v2 import functional as TF
     if side is None:
         side = min(img.shape[-2:])
     return TF.center_crop(img, [side, side])
@@ -114,6 +117,7 @@ def decode_files(
     ``prepare`` crops each decoded 3×H×W image to a square; it is then resized to
     size×size with antialiasing. An unreadable file raises a one-line DatasetMissing.
     """
+    from torchvision.transforms.v2 import functional as TF
     out = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
     for i, path in enumerate(tqdm(paths, desc=desc, unit="img", mininterval=2.0, disable=None)):
         try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torchvision.datasets import CelebA
 
 from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint, square_images
 from harness.datasets._images import (
@@ -40,10 +39,12 @@ PARTS = {"train": ("train", "valid"), "test": ("test",)}
 
 
 def cache_path(root: Path, part: str, size: int, count: str) -> Path:
+    from torchvision.datasets import CelebA
     return root / CelebA.base_folder / "moca_cache" / f"{part}_crop{CROP}_{size}px_{count}.pt"
 
 
 def _open(root: Path, split: str, download: bool) -> CelebA:
+    from torchvision.datasets import CelebA
     folder = root / CelebA.base_folder
     try:
         return CelebA(str(root), split=split, target_type="attr", download=download)
@@ -62,6 +63,7 @@ def _open(root: Path, split: str, download: bool) -> CelebA:
 
 def load_part(root: Path, part: str, limit: int | None, size: int, download: bool) -> dict:
     """Images and attributes of ``part`` ('train' = train+valid, 'test'), first ``limit``."""
+    from torchvision.datasets import CelebA
     counts = ["all"] if limit is None else ["all", f"first{limit}"]
     for count in counts:  # a cache of the whole part serves every limit
         obj = load_cache(cache_path(root, part, size, count))
@@ -73,6 +75,7 @@ def load_part(root: Path, part: str, limit: int | None, size: int, download: boo
     n = len(files) if limit is None else min(limit, len(files))
 
     def build() -> dict:
+        from torchvision.datasets import CelebA
         images = decode_files(files[:n], size, lambda img: centre_square(img, CROP), desc=f"CelebA {part}")
         return {"images": images, "attr": attr[:n].long()}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 
 import torch
-from torchvision.datasets import CIFAR10
 
 from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, offline_hint, square_images
 from harness.datasets._images import make_bundle, one_line
@@ -24,6 +23,7 @@ def _split(ds: CIFAR10) -> tuple[torch.Tensor, torch.Tensor]:
 
 @DATASETS.register("cifar10", kind=DatasetKind(image=True, class_labels=True, shape=square_images(3, 32)))
 def load_cifar10(data_cfg, seed: int = 0) -> DataBundle:
+    from torchvision.datasets import CIFAR10
     root = data_root(data_cfg)
     folder = root / CIFAR10.base_folder
     try:

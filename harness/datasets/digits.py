@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
 from harness.datasets._base import DATASETS, DataBundle, DatasetKind, square_images
 from harness.datasets._images import make_bundle
@@ -24,6 +23,7 @@ N_TRAIN = 1500
 
 def digits_uint8() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1,797 images as uint8 N×1×8×8 in [0, 255] and their int64 labels."""
+    from sklearn.datasets import load_digits
     d = load_digits()
     images = torch.from_numpy(np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
     return images, torch.from_numpy(d.target).long()

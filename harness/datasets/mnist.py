@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import MNIST
 
 from harness.datasets._base import DATASETS, DataBundle, DatasetKind, DatasetMissing, data_root, square_images
 from harness.datasets._files import DataFileError, download, mirrors, missing_message, verify
@@ -62,6 +61,7 @@ def mnist_files(data_cfg) -> dict[str, Path]:
     """idx name -> the verified file (``.gz`` preferred) under ``<data root>/MNIST/raw``; the
     missing ones are downloaded first when ``data.download``. One-line :class:`DatasetMissing`
     (or :class:`DataFileError` for a wrong file) otherwise."""
+    from torchvision.datasets import MNIST
     raw = data_root(data_cfg) / "MNIST" / "raw"
     fix = "delete it to download it again" if data_cfg.download else "replace it with the original MNIST file"
     found: dict[str, Path] = {}
@@ -92,6 +92,7 @@ def mnist_files(data_cfg) -> dict[str, Path]:
 @DATASETS.register("mnist", kind=DatasetKind(image=True, class_labels=True, shape=square_images(1, 28)),
                    prepare=mnist_files)
 def load_mnist(data_cfg, seed: int = 0) -> DataBundle:
+    from torchvision.datasets import MNIST
     files = mnist_files(data_cfg)
     arrays = {}
     for name, path in files.items():

@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torchvision.utils import make_grid
 
 from harness.atomic import atomic_write, write_text
 from harness.errors import require
@@ -71,6 +70,7 @@ def _font() -> ImageFont.FreeTypeFont:
 
 def raw_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
     """torchvision's ``make_grid`` of images in [0, 1] as an H×W×3 uint8 array (white padding)."""
+    from torchvision.utils import make_grid
     grid = make_grid(images.float().clamp(0, 1), nrow=nrow, padding=PAD, pad_value=1.0)
     return grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 

@@ -30,18 +30,23 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_fid import inception as pfid_inception
-from pytorch_fid.inception import FID_WEIGHTS_URL, InceptionV3
 
 from harness.atomic import hash_file
 
+if TYPE_CHECKING:
+    from pytorch_fid.inception import InceptionV3
+
+# pytorch-fid's FID_WEIGHTS_URL and InceptionV3.BLOCK_INDEX_BY_DIM written out, so that importing the metric does
+# not import pytorch-fid and torchvision (start-up time of every command); tests/test_fid.py checks they stay equal
+FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_FILE = FID_WEIGHTS_URL.rsplit("/", 1)[-1]  # pt_inception-2015-12-05-6726825d.pth
 FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
-FID_DIMS = tuple(InceptionV3.BLOCK_INDEX_BY_DIM)  # 64, 192, 768, 2048 (pytorch-fid's --dims)
+FID_DIMS = (64, 192, 768, 2048)  # 64, 192, 768, 2048 (pytorch-fid's --dims)
 
 
 class FIDWeightsError(RuntimeError):
@@ -102,7 +107,7 @@ def resolve_fid_weights(weights: str | Path | None = None,
 _CONSTRUCT_LOCK = threading.Lock()
 
 
-def build_fid_inception(state_dict: dict, dims: int = 2048) -> InceptionV3:
+def build_fid_inception(state_dict: dict, dims: int = 2048) -> "InceptionV3":
     """pytorch-fid's ``InceptionV3`` (FID variant, output block of ``dims``) with ``state_dict``.
 
     ``fid_inception_v3()`` always fetches its weights through the module-level
@@ -111,6 +116,9 @@ def build_fid_inception(state_dict: dict, dims: int = 2048) -> InceptionV3:
     already loaded with ``weights_only=True``; pytorch-fid then builds and loads the network
     itself (strictly: a wrong architecture fails here).
     """
+    from pytorch_fid import inception as pfid_inception
+    from pytorch_fid.inception import InceptionV3
+
     if dims not in InceptionV3.BLOCK_INDEX_BY_DIM:
         raise ValueError(f"dims must be one of {FID_DIMS}, got {dims}")
     with _CONSTRUCT_LOCK:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 
-import ot
 import torch
 import torch.nn.functional as F
 
@@ -58,6 +57,8 @@ def sort_rows(x: torch.Tensor) -> torch.Tensor:
 def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, projections: torch.Tensor) -> float:
     """Sliced 2-Wasserstein distance between point sets ``x`` and ``y`` (uniform weights)
     along the unit columns of ``projections`` (dim, n_projections)."""
+    import ot
+
     if len(x) != len(y):
         x, y, projections = x.double(), y.double(), projections.double().to(x.device)
         return float(ot.sliced_wasserstein_distance(x, y, projections=projections, p=2))
@@ -70,6 +71,8 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, projections: torch.Tens
 def sphere_sliced_wasserstein_unif(z: torch.Tensor, projections: torch.Tensor) -> float:
     """Spherical sliced 2-Wasserstein distance of unit vectors ``z`` to Unif(S^{d-1}) (POT),
     with fixed 2-planes ``projections`` of shape (n_projections, dim, 2)."""
+    import ot
+
     z = F.normalize(z.float(), dim=-1)
     # POT reshapes by ``n_projections`` even when projections are given: pass both.
     return float(

@@ -363,11 +363,13 @@ def _below_best(study: str, metric: str, decreasing: bool, what: str, **filters)
         best = best_of(ctx, study, FID, **filters)
         if best is None:
             return
-        lams = [lam for lam in ctx.grid(study, "method.weight", **filters) if lam <= best]
+        grid = ctx.grid(study, "method.weight", **filters)
+        lams = [lam for lam in grid if lam <= best]
         ctx.note(f"best λ by mean final FID: {value_text(best)}; the trend is read over λ ∈ "
                  f"{{{', '.join(value_text(x) for x in lams)}}}")
-        if len(lams) < 2:
-            ctx.note("the best λ is the smallest of the grid: no trend below it to read")
+        if len(lams) < 2:  # the best λ is the smallest of the grid: nothing below it to read (edge rule)
+            vals = ctx.values(study, FID, f"λ={value_text(best)}", **filters, method__weight=best)
+            ctx.out.comparisons.append(GridEdge(f"best λ = {value_text(best)}", list(grid), vals))
             return
         lambda_trend(ctx, study, metric, decreasing, what, up_to=best, **filters)
     return run
