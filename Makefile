@@ -35,7 +35,8 @@ quickstart:
 figures:
 	python -m harness.figures
 
-# Every CPU-scale study of the paper (sweeps/<study>.yaml, 3 seeds, about 30-40 minutes on
-# 2 cores), then the figures and REPRODUCTION.md. Resumes: a second run trains nothing.
+# Every CPU-scale study of the paper (sweeps/<study>.yaml, 3 seeds, then seeds added where a comparison is
+# undecided, within 120 minutes on 2 cores), then the figures and REPRODUCTION.md. Resumes: on finished
+# results it trains nothing.
 reproduce:
-	python -m harness.reproduce --workers 2
+	python -m harness.reproduce --workers 2 --sequential

@@ -604,3 +604,41 @@ def test_a_trend_below_a_best_lambda_at_the_bottom_edge_is_untestable():
     runs = pd.DataFrame([{"method.name": "moca", "method.weight": lam, "seed": s, "id": f"{lam}-{s}",
                           "fid": lam + s, "image_swd": 100.0 - lam} for lam in (10.0, 100.0) for s in range(3)])
     assert verdict(below.evaluate(_FakeData({"convergence": runs})).comparisons) == UNTESTABLE
+
+
+def test_a_study_with_added_seeds_reruns_its_derived_file(tmp_path):
+    """On finished results `make reproduce` runs results/<study>/sequential.yaml (the study's runs plus
+    the added seeds), so it trains nothing and rewrites no manifest; a stale derived file is ignored."""
+    import os
+    from harness.reproduce.__main__ import study_file
+    from harness.reproduce.sequential import _setting, derived_sweep
+    sweep = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
+    (tmp_path / "lambda").mkdir()
+    (tmp_path / "lambda" / "sweep.json").write_text(json.dumps({"name": "lambda", "runs": [
+        {"id": r.id, "varied": r.varied} for r in sweep.runs]}))
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        assert study_file("lambda", tmp_path) == "sweeps/lambda.yaml"
+        target = next(r for r in sweep.runs if r.varied["method.weight"] == 10.0)
+        path = derived_sweep("lambda", tmp_path, {_setting(target.varied): 5}, sweeps=ROOT / "sweeps")
+        assert study_file("lambda", tmp_path) == str(path)
+        # a derived file that lacks a run of the study's own file (the study changed) is not used
+        import yaml
+        doc = yaml.safe_load(path.read_text())
+        doc["cases"] = [c for c in doc["cases"] if c["seed"] != 0]
+        path.write_text(yaml.safe_dump(doc))
+        assert study_file("lambda", tmp_path) == "sweeps/lambda.yaml"
+    finally:
+        os.chdir(cwd)
+
+
+def test_robustness_restricts_the_committed_runs_to_the_first_look_seeds(tmp_path):
+    import pandas as pd
+    from harness.reproduce.robustness import SeedData, derived_file
+    data = SeedData(tmp_path, (0, 1, 2))
+    runs = pd.DataFrame({"id": list("abcd"), "seed": [0, 1, 2, 3]})
+    assert list(data._keep(runs)["id"]) == list("abc")
+    path = derived_file("lambda", [10, 11, 12], tmp_path, sweeps=ROOT / "sweeps")
+    derived = load_sweep(path, [])
+    assert sorted({r.config.seed for r in derived.runs}) == [10, 11, 12] and len(derived.runs) == 12

@@ -56,8 +56,25 @@ def reuse_done_runs(sweep, results: Path) -> int:
     return copied
 
 
+def study_file(name: str, results: Path) -> str:
+    """The sweep file a study runs: ``sweeps/<name>.yaml``, or the file the sequential rule derived
+    from it (``results/<name>/sequential.yaml``: its runs plus the seeds added) while that still
+    holds every run of the study's own file, so that rerunning on finished results trains nothing
+    and rewrites no manifest."""
+    from harness.reproduce.sequential import DERIVED
+
+    own, derived = f"sweeps/{name}.yaml", results / name / DERIVED
+    if derived.is_file():
+        try:
+            if {r.id for r in load_sweep(own, []).runs} <= {r.id for r in load_sweep(str(derived), []).runs}:
+                return str(derived)
+        except SweepError:
+            pass
+    return own
+
+
 def run_study(name: str, results: Path, workers: int) -> dict:
-    file = f"sweeps/{name}.yaml"
+    file = study_file(name, results)
     sweep = load_sweep(file, [])
     reused = reuse_done_runs(sweep, results)
     before = sum(_done(run_dir(sweep_dir(results, name), r.id)) for r in sweep.runs)
@@ -135,8 +152,16 @@ def main(argv: list[str] | None = None) -> int:
             from harness.reproduce.sequential import add_seeds
 
             left = args.budget_min * 60 - (time.monotonic() - t0)
+            spent = read_json_file(results / TIMING)
+            if isinstance(spent, dict) and spent.get("sequential_stopped_by_budget") and not any(
+                    r["trained"] for r in record.values()):
+                # the recorded re-run stopped at its budget: its undecided comparisons stay so (no new seeds)
+                print("reproduce --sequential: the recorded re-run spent its time budget "
+                      f"({results / TIMING}: {spent['sequential_stopped_by_budget']}); no seeds added", flush=True)
+                left = 0.0
             extra = add_seeds(CLAIMS + DIAGNOSIS + BEYOND, lambda: Data(results), results, args.workers,
                               budget_s=max(left, 0.0), studies=list(studies))
+            stopped = extra.pop("_stopped", [])
             for name, n in extra.items():
                 if name in record:
                     record[name]["trained"] += n
@@ -150,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 timing["sequential_wall_time_s"] = round(timing.get("sequential_wall_time_s", 0)
                                                          + time.monotonic() - t0, 1)
                 timing["sequential_budget_min"] = args.budget_min
+                timing["sequential_stopped_by_budget"] = stopped
                 write_json(results / TIMING, timing)
         total = time.monotonic() - t0
         trained = sum(r["trained"] for r in record.values())

@@ -107,6 +107,7 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
     from harness.reproduce.projection import project
 
     trained: dict[str, int] = {}
+    stopped: list[str] = []  # studies whose next batch the budget refused (returned as trained["_stopped"])
     spent = 0.0
     for _ in range(len(looks)):
         want = wanted_seeds(claims, data_factory(), results, looks, studies)
@@ -120,6 +121,7 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
             if budget_s is not None and spent + cost > budget_s:
                 print(f"reproduce --sequential: {study}: next batch ({cost / 60:.1f} min) exceeds the time budget; "
                       "its comparisons stay undecided", flush=True)
+                stopped.append(study)
                 files.pop(study)
                 continue
             spent += cost
@@ -129,4 +131,6 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
             trained[study] = trained.get(study, 0) + len(_manifest_runs(results, study)) - before
         if not files:
             break
+    if stopped:
+        trained["_stopped"] = sorted(set(stopped))
     return trained
