@@ -17,7 +17,7 @@ PAPER = sorted((SWEEPS_DIR / "paper").glob("*.yaml"))
 # the studies that train the small convnet on MNIST with the shared final evaluation
 # the six convnet studies that evaluate FID and image SWD only; methods and moca_components also
 # measure precision/recall and the kNN probe, so their runs are their own (and shared between them)
-CONVNET_STUDIES = ["lambda", "temperature", "momentum", "queue", "latent_dim", "input_size"]
+CENTRED_STUDIES = ["lambda", "temperature", "queue", "input_size"]
 
 
 def test_the_study_and_paper_sweeps_are_shipped():
@@ -43,23 +43,19 @@ def test_every_study_has_three_seeds_and_states_its_scaling_rule(path):
         settings.setdefault(key, set()).add(run.config.seed)
     assert all(seeds == {0, 1, 2} for seeds in settings.values())
     if path.stem != "synthetic_latent":  # the paper's own setting: nothing is scaled
-        assert "Scaling rules (written before any result" in path.read_text()
+        text = path.read_text()  # the fair designs point to their pre-registration (issue 17)
+        assert "Scaling rules (written before any result" in text or "pre-registered in sweeps/fair/DESIGN.md" in text
 
 
 def test_the_convnet_studies_share_their_centre_point():
-    """MoCA λ=1000, τ=0.1, m=0.99, K=3700, latent 16, 28 pixels: one run id in all six studies."""
-    ids = [{r.id for r in load_sweep(SWEEPS_DIR / f"{s}.yaml", []).runs} for s in CONVNET_STUDIES]
+    """MoCA λ=10, τ=0.1, m=0.99, K=3700, latent 16, 28 pixels, 12 epochs: one run id in the four studies
+    that vary around it (momentum trains longer and latent_dim evaluates every 2 epochs, by design;
+    methods runs each method at its benchmark-tuned settings: sweeps/fair/DESIGN.md)."""
+    ids = [{r.id for r in load_sweep(SWEEPS_DIR / f"{s}.yaml", []).runs} for s in CENTRED_STUDIES]
     shared = set.intersection(*ids)
     assert len(shared) == 3  # one per seed
     run = next(r for r in load_sweep(SWEEPS_DIR / "lambda.yaml", []).runs if r.id in shared)
     cfg = run.config
-    assert (cfg.method.name, cfg.method.weight, cfg.model.latent_dim, cfg.data.image_size) == ("moca", 1000.0, 16, 28)
+    assert (cfg.method.name, cfg.method.weight, cfg.model.latent_dim, cfg.data.image_size) == ("moca", 10.0, 16, 28)
     assert (cfg.method.params.tau, cfg.method.params.momentum, cfg.method.params.queue_size) == (0.1, 0.99, 3700)
-
-
-def test_methods_and_components_share_their_runs():
-    """The same evaluation in both files: MoCA, WAE-MMD and the plain AE are one run each per seed."""
-    methods, components = ({r.id: r for r in load_sweep(SWEEPS_DIR / f"{s}.yaml", []).runs}
-                           for s in ("methods", "moca_components"))
-    shared = set(methods) & set(components)
-    assert sorted({methods[i].config.method.name for i in shared}) == ["mmd", "moca", "none"] and len(shared) == 9
+    assert cfg.train.epochs == 12

@@ -96,7 +96,15 @@ def _timing(results: Path) -> str:
         return "No timing recorded yet (`make reproduce` writes it when it trains runs)."
     studies = t.get("studies") or {}
     rows = pd.DataFrame([{"study": k, "runs": v.get("runs"), "reused": v.get("reused"), "trained": v.get("trained"),
-                          "minutes": round(float(v.get("seconds", 0)) / 60, 1)} for k, v in studies.items()])
+                          "minutes": round(float(v.get("seconds", 0)) / 60, 1),
+                          "runs for added seeds": v.get("sequential_seeds_trained", 0)} for k, v in studies.items()])
+    seq = ""
+    if t.get("sequential_wall_time_s"):
+        stopped = t.get("sequential_stopped_by_budget") or []
+        seq = (f" The sequential rule then added seeds for {float(t['sequential_wall_time_s']) / 60:.1f} min "
+               f"(budget {t.get('sequential_budget_min')} min for that step)"
+               + (f"; it stopped where the next batch would pass the budget ({', '.join(stopped)})" if stopped else "")
+               + ".")
     load = t.get("load_average_at_end")
     cut = ""
     if t.get("complete") is False:
@@ -105,8 +113,23 @@ def _timing(results: Path) -> str:
     return (f"The last `make reproduce` that trained runs took **{float(t.get('wall_time_s', 0)) / 60:.1f} min** "
             f"(wall clock, {t.get('started_at')} to {t.get('finished_at')}), {t.get('workers')} runs at a time on "
             f"{t.get('cpu_count')} cores" + (f" (load average at the end: {', '.join(f'{x:.1f}' for x in load)}; "
-                                               "the machine was shared)" if load else "") + "." + cut + "\n\n"
+                                               "the machine was shared)" if load else "") + "." + seq + cut + "\n\n"
             + (markdown_table(rows) if not rows.empty else ""))
+
+
+def _other_seeds(results: Path) -> str:
+    """The record of ``python -m harness.reproduce.robustness`` (studies rerun with other base seeds)."""
+    r = read_json_file(results / "robustness" / "verdicts.json")
+    if not isinstance(r, dict) or not r.get("claims"):
+        return "Not run yet: `python -m harness.reproduce.robustness --only STUDY ...` reruns studies with seeds 10-12."
+    rows = pd.DataFrame([{"claim": f"[{cid}](#{cid})", "verdict (all seeds)": v["reproduce"],
+                          f"seeds {', '.join(map(str, r['first_look_seeds']))}": v["first_look"],
+                          f"seeds {', '.join(map(str, r['seeds']))}": v["other_seeds"]} for cid, v in r["claims"].items()])
+    return (f"Studies {', '.join(f'`{s}`' for s in r['studies'])} rerun from scratch with seeds "
+            f"{', '.join(map(str, r['seeds']))} (`python -m harness.reproduce.robustness`; runs under "
+            f"`{(results / 'robustness').as_posix()}/`): {r['same_first_look']} of {len(r['claims'])} first-look verdicts "
+            f"(3 seeds each) are the same; flips between holds and does not hold: {', '.join(r['flips']) or 'none'}.\n\n"
+            + markdown_table(rows))
 
 
 def _studies(data: Data) -> str:
@@ -213,6 +236,7 @@ def render(results: Path, out_path: Path) -> str:
         markdown_table(pd.DataFrame(below_rows)),
         "## Beyond the paper", "", BEYOND_TEXT, "",
         markdown_table(pd.DataFrame(beyond_rows)),
+        "## Other seeds", "", _other_seeds(results), "",
         "## Time", "", _timing(results), "",
         "## Details per claim", "", *details, *diag_details, *below_details, *beyond_details,
     ]

@@ -30,6 +30,7 @@ from harness.atomic import write_json, write_text
 from harness.errors import CommandLine
 from harness.reproduce.claims import BELOW_BEST, CLAIMS, DIAGNOSIS, Data
 from harness.reproduce.stats import FAILS, HOLDS, verdict
+from harness.run_folder import read_json_file
 from harness.yaml_io import load_file
 
 FOLDER = "robustness"
@@ -104,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         file = derived_file(study, args.seeds, root)
         subprocess.call([sys.executable, "-m", "harness.sweep", str(file), "--workers", str(args.workers),
                          "--results", str(root)])
-    record = compare(results, root, list(args.only), list(args.seeds))
+    old = read_json_file(root / "verdicts.json")  # studies rerun before with the same seeds stay in the record
+    kept = [s for s in (old.get("studies", []) if isinstance(old, dict) and old.get("seeds") == args.seeds else [])
+            if s not in args.only]
+    record = compare(results, root, kept + list(args.only), list(args.seeds))
     write_json(root / "verdicts.json", record)
     for cid, v in record["claims"].items():
         print(f"{cid}: reproduce {v['reproduce']}; seeds {FIRST_LOOK}: {v['first_look']}; "
