@@ -111,6 +111,8 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
     spent = 0.0
     for _ in range(len(looks)):
         want = wanted_seeds(claims, data_factory(), results, looks, studies)
+        previous = {study: (results / study / DERIVED).read_text() if (results / study / DERIVED).is_file() else None
+                    for study in want}  # restored when the budget refuses the batch (the file lists trained runs only)
         files = {study: derived_sweep(study, results, settings) for study, settings in sorted(want.items())}
         files = {s: f for s, f in files.items() if f is not None}
         if not files:
@@ -122,6 +124,10 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
                 print(f"reproduce --sequential: {study}: next batch ({cost / 60:.1f} min) exceeds the time budget; "
                       "its comparisons stay undecided", flush=True)
                 stopped.append(study)
+                if previous[study] is None:
+                    file.unlink()
+                else:
+                    write_text(file, previous[study])
                 files.pop(study)
                 continue
             spent += cost
