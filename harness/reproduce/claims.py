@@ -158,6 +158,13 @@ def first_epoch_at(data: Data, study: str, fraction: float) -> int | None:
     return int(logged[0]) if logged else None
 
 
+def _from_curves(runs: pd.DataFrame, metric: str, per_run: pd.Series) -> pd.DataFrame:
+    """The runs with ``metric`` replaced by ``per_run`` (run id -> value; NaN where a run has none)."""
+    out = runs.copy()
+    out[metric] = out["id"].map(per_run).astype(float)
+    return out
+
+
 def at_threshold(data: Data, study: str, metric: str, on: str, threshold: float) -> pd.DataFrame:
     """The study's done runs with ``metric`` read at the first evaluation at which ``on`` is at
     or below ``threshold`` (NaN when the run never reached it) and that epoch in ``threshold_epoch``:
@@ -167,8 +174,7 @@ def at_threshold(data: Data, study: str, metric: str, on: str, threshold: float)
         return runs.iloc[0:0]
     reached = curves[(curves[on] <= threshold) & curves[metric].notna() & (curves["epoch"] > 0)]
     first = reached.sort_values("epoch").groupby("id").first()
-    out = runs.copy()
-    out[metric] = out["id"].map(first[metric]).astype(float)
+    out = _from_curves(runs, metric, first[metric])
     out["threshold_epoch"] = out["id"].map(first["epoch"])
     return out
 
@@ -179,10 +185,7 @@ def curve_mean(data: Data, study: str, metric: str) -> pd.DataFrame:
     runs, curves = data.runs(study), data.curves(study)
     if runs.empty or curves.empty or metric not in curves.columns:
         return runs.iloc[0:0]
-    mean = curves[(curves["epoch"] > 0) & curves[metric].notna()].groupby("id")[metric].mean()
-    out = runs.copy()
-    out[metric] = out["id"].map(mean).astype(float)
-    return out
+    return _from_curves(runs, metric, curves[(curves["epoch"] > 0) & curves[metric].notna()].groupby("id")[metric].mean())
 
 
 def best_of(ctx: Ctx, study: str, metric: str, key: str = "method.weight", frame: pd.DataFrame | None = None,
@@ -298,45 +301,32 @@ def _fig2_right_early(metric: str):
             if epoch is None:
                 continue
             _early_note(ctx, epoch, fraction)
-            _at_epoch(ctx, metric, epoch)
+            _moca_vs_mmd(ctx, metric, f"{metric} at epoch {epoch}", f"epoch {epoch}", f" epoch {epoch}", epoch)
     return run
 
 
 def _fig2_right_curve(ctx: Ctx) -> None:
     """The curves as a whole: each run's mean image SWD over its evaluations after the start."""
-    frame = curve_mean(ctx.data, "convergence", "image_swd")
-    for lam in ctx.grid("convergence", "method.weight"):
-        a = ctx.values("convergence", "image_swd", f"moca λ={value_text(lam)} curve", frame=frame,
-                       method__name="moca", method__weight=lam)
-        b = ctx.values("convergence", "image_swd", f"mmd λ={value_text(lam)} curve", frame=frame,
-                       method__name="mmd", method__weight=lam)
-        ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
-                                              a, b, "mean image SWD over epochs ≥ 1"))
-        ctx.out.numbers.append(f"mean over the curve, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
-                               f"WAE-MMD {summarize(b).text()}")
+    _moca_vs_mmd(ctx, "image_swd", "mean image SWD over epochs ≥ 1", "mean over the curve", " curve",
+                 frame=curve_mean(ctx.data, "convergence", "image_swd"))
 
 
-def _at_epoch(ctx: Ctx, metric: str, epoch: int) -> None:
+def _moca_vs_mmd(ctx: Ctx, metric: str, what: str, lead: str, tag: str = "", epoch: int | None = None,
+                frame: pd.DataFrame | None = None) -> None:
+    """MoCA lower than WAE-MMD at each λ of the convergence study: final values, at ``epoch``, or read
+    from ``frame`` (one row per run); ``what`` names the comparison, ``lead`` the numbers, ``tag`` the runs."""
     for lam in ctx.grid("convergence", "method.weight"):
-        a = ctx.values("convergence", metric, f"moca λ={value_text(lam)} epoch {epoch}", epoch,
-                       method__name="moca", method__weight=lam)
-        b = ctx.values("convergence", metric, f"mmd λ={value_text(lam)} epoch {epoch}", epoch,
-                       method__name="mmd", method__weight=lam)
+        a, b = (ctx.values("convergence", metric, f"{m} λ={value_text(lam)}{tag}", epoch, frame=frame,
+                           method__name=m, method__weight=lam) for m in ("moca", "mmd"))
         ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
-                                              a, b, f"{metric} at epoch {epoch}"))
-        ctx.out.numbers.append(f"epoch {epoch}, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
+                                              a, b, what))
+        ctx.out.numbers.append(f"{lead}, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
                                f"WAE-MMD {summarize(b).text()}")
 
 
 def _fig2_right_final(metric: str):
     def run(ctx: Ctx) -> None:
-        for lam in ctx.grid("convergence", "method.weight"):
-            a = ctx.values("convergence", metric, f"moca λ={value_text(lam)}", method__name="moca", method__weight=lam)
-            b = ctx.values("convergence", metric, f"mmd λ={value_text(lam)}", method__name="mmd", method__weight=lam)
-            ctx.out.comparisons.append(Comparison(LESS, f"MoCA λ={value_text(lam)}", f"WAE-MMD λ={value_text(lam)}",
-                                                  a, b, f"final {metric}"))
-            ctx.out.numbers.append(f"final, λ={value_text(lam)}: MoCA {summarize(a).text()}, "
-                                   f"WAE-MMD {summarize(b).text()}")
+        _moca_vs_mmd(ctx, metric, f"final {metric}", "final")
     return run
 
 
