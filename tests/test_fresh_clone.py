@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.datasets._files import MIRROR_ENV
+from harness.sweep import load_sweep
 from tests.conftest import SHARED_DATA
 from tests.mirror import closed_port, serve_folder
 
@@ -78,12 +79,14 @@ def test_fresh_clone_downloads_and_trains(clone, tmp_path):
         done = harness(clone, env, *quick, "--workers", "2")
         assert done.returncode == 0, done.stderr[-3000:]
         status = harness(clone, env, *quick, "--status")
-        assert "12 runs: 12 done" in status.stdout, status.stdout
+        n = len(load_sweep(clone / "sweeps" / "synthetic_latent.yaml", SHRINK_QUICK).runs)
+        assert f"{n} runs: {n} done" in status.stdout, status.stdout
 
         study = ["harness.sweep", "sweeps/temperature.yaml", "--results", str(results), *sets(SHRINK_MNIST)]
         done = harness(clone, env, *study, "--workers", "2")
         assert done.returncode == 0, done.stderr[-3000:]
-        assert "18 runs: 18 done" in done.stdout, done.stdout
+        n = len(load_sweep(clone / "sweeps" / "temperature.yaml", SHRINK_MNIST).runs)  # the design's grid
+        assert f"{n} runs: {n} done" in done.stdout, done.stdout
         raw = clone / "data" / "MNIST" / "raw"
         assert sorted(p.name for p in raw.iterdir()) == sorted(MNIST_GZ)  # downloaded, nothing else left
         for name in MNIST_GZ:
