@@ -25,6 +25,7 @@ from harness.sweep.spec import SweepError, load_sweep
 from harness.sweep.state import DONE, STATUS, read_json_file
 
 SKIP = shutil.ignore_patterns("*.pt", "*.pth", ".lock", "train.log")
+DEFAULT_BUDGET_MIN = 120.0  # make reproduce from empty on 2 cores (issue 17: at most 120 minutes)
 
 
 def _done(folder: Path) -> bool:
@@ -96,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--only", nargs="+", metavar="STUDY", default=None, help=f"studies: {', '.join(STUDIES)}")
     p.add_argument("--report-only", action="store_true", help="train nothing; redraw figures and rewrite the report")
-    p.add_argument("--budget-min", type=float, default=120.0,
+    p.add_argument("--budget-min", type=float, default=None,
                    help="--sequential: no batch of extra seeds starts that would take the projected total past this "
-                        "many minutes (default 120)")
+                        f"many minutes (default {DEFAULT_BUDGET_MIN:g}); given explicitly, it also continues a "
+                        "recorded re-run that its budget stopped, with this many minutes from now")
     p.add_argument("--sequential", action="store_true",
                    help="after the studies, add seeds in batches to the comparisons still undecided, up to the cap "
                         "(harness.reproduce.sequential; pre-registered for the fair re-run of issue 17)")
@@ -151,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             from harness.reproduce.claims import CLAIMS, DIAGNOSIS, Data
             from harness.reproduce.sequential import add_seeds
 
-            left = args.budget_min * 60 - (time.monotonic() - t0)
+            budget_min = DEFAULT_BUDGET_MIN if args.budget_min is None else args.budget_min
+            left = budget_min * 60 - (time.monotonic() - t0)
             spent = read_json_file(results / TIMING)
-            if isinstance(spent, dict) and spent.get("sequential_stopped_by_budget") and not any(
-                    r["trained"] for r in record.values()):
+            if args.budget_min is None and isinstance(spent, dict) and spent.get("sequential_stopped_by_budget") \
+                    and not any(r["trained"] for r in record.values()):
                 # the recorded re-run stopped at its budget: its undecided comparisons stay so (no new seeds)
                 print("reproduce --sequential: the recorded re-run spent its time budget "
                       f"({results / TIMING}: {spent['sequential_stopped_by_budget']}); no seeds added", flush=True)
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                     study["sequential_seeds_trained"] = study.get("sequential_seeds_trained", 0) + n
                 timing["sequential_wall_time_s"] = round(timing.get("sequential_wall_time_s", 0)
                                                          + time.monotonic() - t0, 1)
-                timing["sequential_budget_min"] = args.budget_min
+                timing["sequential_budget_min"] = budget_min
                 timing["sequential_stopped_by_budget"] = stopped
                 write_json(results / TIMING, timing)
         total = time.monotonic() - t0
