@@ -29,7 +29,7 @@ from harness.errors import CommandLine
 from harness.config import config_from_dict
 from harness.datasets import DataBundle
 from harness.trainer import Trainer, reconstruction_loss
-from methods import REGULARIZERS
+from harness.methods import REGULARIZERS
 
 BATCH = 64
 

@@ -30,7 +30,7 @@ from harness.evaluators import build_evaluators
 from harness.precise_bn import bn_layers
 from harness.priors import Prior, build_prior
 from harness.seeding import derive_seed, make_generator
-from methods import REGULARIZERS, RegularizerContext
+from harness.methods import REGULARIZERS, RegularizerContext
 
 
 @dataclass

@@ -203,7 +203,7 @@ class RunConfig:
         """Requirements across sections, once every section is valid on its own: the
         regularizer's and each plug-in's ``check_run`` (dataset, architecture, prior, metrics)."""
         from harness.datasets._base import known_train_items
-        from methods import REGULARIZERS
+        from harness.methods import REGULARIZERS
 
         require(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         require(self.eval.split != "val" or self.data.val_size >= 1, "eval.split", self.eval.split,
@@ -343,7 +343,7 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
 
 
 def _method_from_dict(data: Any) -> MethodConfig:
-    from methods import REGULARIZERS
+    from harness.methods import REGULARIZERS
 
     if data is None:
         data = {}
@@ -456,7 +456,7 @@ def default_tree(method_name: str) -> dict:
 @functools.cache
 def _default_tree(method_name: str) -> dict:
     """:func:`default_tree`, built once per method (read-only: shared between callers)."""
-    from methods import REGULARIZERS
+    from harness.methods import REGULARIZERS
 
     tree = RunConfig().to_dict()
     params = REGULARIZERS.get(method_name).Config()

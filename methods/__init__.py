@@ -1,10 +1,21 @@
-"""Latent regularizers, one file each, registered by name.
+"""Deprecated: the regularizers live in :mod:`harness.methods` (this alias goes in the next release).
 
-Every module in this package (not starting with ``_``) is imported on first use of
-:data:`REGULARIZERS`, so adding a regularizer is adding one file with a class decorated by
-``@REGULARIZERS.register("name")``; nothing else needs an edit.
+``import methods`` and ``from methods.moca import MoCA`` still work: every module of
+:mod:`harness.methods` is registered here under its old name (the same module objects, so the
+registry and the classes are shared), with a :class:`DeprecationWarning`.
 """
 
-from methods._base import REGULARIZERS, NoParams, Regularizer, RegularizerContext
+import importlib
+import pkgutil
+import sys
+import warnings
+
+import harness.methods as _new
+from harness.methods import REGULARIZERS, NoParams, Regularizer, RegularizerContext  # noqa: F401
+
+warnings.warn("the package 'methods' is now 'harness.methods'; import that instead", DeprecationWarning, stacklevel=2)
+for _info in pkgutil.iter_modules(_new.__path__):
+    sys.modules[f"{__name__}.{_info.name}"] = globals()[_info.name] = importlib.import_module(
+        f"harness.methods.{_info.name}")
 
 __all__ = ["REGULARIZERS", "NoParams", "Regularizer", "RegularizerContext"]

@@ -21,7 +21,7 @@ def test_defaults_validate_and_round_trip_through_json(tiny_tree):
 
 
 def test_every_registered_method_round_trips(tiny_tree):
-    from methods import REGULARIZERS
+    from harness.methods import REGULARIZERS
 
     for name in REGULARIZERS.names():
         tree = dict(tiny_tree, method={"name": name})

@@ -33,7 +33,7 @@ class Rule:
 RULES = [
     Rule("plug-ins use their context and harness.errors, never the config, the trainer or the sweep",
          PLUGINS, ("harness.config", "harness.trainer", "harness.train", "harness.sweep.*"),
-         plant=("methods.mmd", "harness.config")),
+         plant=("harness.methods.mmd", "harness.config")),
     Rule("metrics are pure functions: of the harness only I/O and seeding",
          ("harness.metrics.*",), ("harness.*",), allowed=("harness.metrics.*", "harness.atomic", "harness.seeding"),
          plant=("harness.metrics.recon", "harness.datasets")),
@@ -62,7 +62,7 @@ def module_name(path: Path) -> str:
 
 
 def repository() -> dict[str, str]:
-    """Module name -> source of every module of the harness, methods/ and tools/."""
+    """Module name -> source of every module of the harness, the deprecated methods/ alias and tools/."""
     paths = [*ROOT.glob("harness/**/*.py"), *ROOT.glob("methods/**/*.py"), *ROOT.glob("tools/**/*.py")]
     return {module_name(p): p.read_text() for p in sorted(paths)}
 
@@ -177,3 +177,20 @@ def test_a_planted_cycle_is_caught():
     modules = repository()
     modules["harness.naming"] += "\n\ndef _planted():\n    from harness.sweep import spec\n"
     assert any("harness.naming" in c and "harness.sweep.spec" in c for c in _cycles(import_graph(modules)))
+
+
+def test_the_old_methods_package_is_a_warning_alias():
+    """The regularizers live in harness.methods; ``methods`` stays importable for one release
+    (the same module objects), with a DeprecationWarning."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+            "import harness.methods.moca\n"
+            "try:\n    import methods\nexcept DeprecationWarning as e:\n    print('warned:', e)\n"
+            "warnings.simplefilter('ignore')\n"
+            "import methods, methods.moca\nfrom methods.moca import MoCA\n"
+            "print(methods.moca is harness.methods.moca, methods.REGULARIZERS is harness.methods.REGULARIZERS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.splitlines() == ["warned: the package 'methods' is now 'harness.methods'; import that instead",
+                                "True True"]

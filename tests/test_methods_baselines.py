@@ -21,11 +21,11 @@ from torch import nn
 
 from harness.config import ConfigError, config_from_dict
 from harness.priors import build_prior
-from methods import REGULARIZERS, RegularizerContext
-from methods.cwae import cw_normality
-from methods.mmd import mmd_unbiased
-from methods.sinkhorn import sinkhorn_cost, sinkhorn_plan
-from methods.swd import sliced_wasserstein2
+from harness.methods import REGULARIZERS, RegularizerContext
+from harness.methods.cwae import cw_normality
+from harness.methods.mmd import mmd_unbiased
+from harness.methods.sinkhorn import sinkhorn_cost, sinkhorn_plan
+from harness.methods.swd import sliced_wasserstein2
 
 BASELINES = ["mmd", "swd", "sinkhorn", "wae_gan", "cwae"]
 IN_DIM = 5
@@ -287,7 +287,7 @@ def _cw2_matrix(x: np.ndarray, phi) -> float:
 
 
 def test_cwae_docstring_error_figures():
-    """The accuracy table of methods/cwae.py: asymptotic / exact d²_cw, n = 64, 20 draws
+    """The accuracy table of harness/methods/cwae.py: asymptotic / exact d²_cw, n = 64, 20 draws
     (seeded by D), and the worst relative error of φ_D itself."""
     table = {  # D: (X ~ N(0, I), X ~ N(0, I/4), X ~ N(1, I)), as printed in the docstring
         2: (13.1, 0.73, 1.53), 4: (4.4, 0.88, 1.17), 8: (2.6, 0.95, 1.08),

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from harness.priors import build_prior
-from methods import REGULARIZERS, RegularizerContext
-from methods.moca import MoCAConfig, QueueLogSumExp, cosine_momentum, info_nce
+from harness.methods import REGULARIZERS, RegularizerContext
+from harness.methods.moca import MoCAConfig, QueueLogSumExp, cosine_momentum, info_nce
 
 
 def make_moca(queue_size=5, dim=3, total_steps=10, momentum=0.9, tau=0.5, encoder=None):

@@ -13,9 +13,9 @@ from torch import nn
 from harness.config import ConfigError, config_from_dict
 from harness.priors import build_prior
 from harness.train import train_run
-from methods import REGULARIZERS, RegularizerContext
-from methods.moca import MoCAConfig, info_nce_in_batch
-from methods.uniformity import UniformityConfig, uniformity_loss
+from harness.methods import REGULARIZERS, RegularizerContext
+from harness.methods.moca import MoCAConfig, info_nce_in_batch
+from harness.methods.uniformity import UniformityConfig, uniformity_loss
 from test_trainer import assert_same_run, interrupt_after_epoch
 
 

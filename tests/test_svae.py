@@ -19,8 +19,8 @@ from harness.config import ConfigError, config_from_dict
 from harness.priors import build_prior
 from harness.run_folder import load_checkpoint, save_checkpoint
 from harness.trainer import Trainer
-from methods import REGULARIZERS, RegularizerContext
-from methods._vmf import (domega_dkappa, kl_to_uniform, log_sphere_area, mean_resultant_length,
+from harness.methods import REGULARIZERS, RegularizerContext
+from harness.methods._vmf import (domega_dkappa, kl_to_uniform, log_sphere_area, mean_resultant_length,
                           sample_omega, sample_vmf)
 
 # ---------------------------------------------------------------- references by quadrature
@@ -256,7 +256,7 @@ def test_config_errors_name_the_key(change, key):
 # ---------------------------------------------------------------- the Power Spherical option
 # PS(μ, κ) on S^{d−1} has density ∝ (1 + μᵀz)^κ, so t = μᵀz has p(t) ∝ (1 + t)^κ (1 − t²)^{(d−3)/2}.
 
-from methods.svae import power_spherical_kl, sample_power_spherical  # noqa: E402
+from harness.methods.svae import power_spherical_kl, sample_power_spherical  # noqa: E402
 
 
 def _ps_moment(kappa, d, f):

@@ -226,7 +226,7 @@ def test_a_folder_of_another_run_is_refused(tmp_path, tiny_tree):
 
 
 def _method_names():
-    from methods import REGULARIZERS
+    from harness.methods import REGULARIZERS
 
     return REGULARIZERS.names()
 

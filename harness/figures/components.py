@@ -4,7 +4,7 @@
 One row (table) or one point per panel (figure) for each case of the study: MoCA, MoCA with
 in-batch negatives, with online keys, with m = 0, Wang & Isola's uniformity loss with and
 without a queue, WAE-MMD and the plain autoencoder (the equations are in the sweep file and
-in ``methods/moca.py`` / ``methods/uniformity.py``). Each metric is the value logged after the
+in ``harness/methods/moca.py`` / ``harness/methods/uniformity.py``). Each metric is the value logged after the
 last epoch of each *done* run, summarised over seeds as mean ± sample sd (table) or mean with a
 95 % Student's t interval and the individual seeds (figure). Time per step is the mean
 ``epoch_time_s`` over a run's epochs divided by its steps per epoch (training only, no

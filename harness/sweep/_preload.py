@@ -11,7 +11,7 @@ from harness.archs import ARCHS
 from harness.datasets import DATASETS
 from harness.evaluators import EVALUATORS
 from harness.sweep import jobs  # noqa: F401  (the worker's entry point, and harness.train)
-from methods import REGULARIZERS
+from harness.methods import REGULARIZERS
 
 for registry in (REGULARIZERS, ARCHS, DATASETS, EVALUATORS):
     registry.names()  # imports every plug-in module of the registry's package

@@ -339,7 +339,7 @@ class _Parser:
         self.axes.append(G.cases(points))
 
     def parse_per_method(self, data: Any) -> tuple[dict[str, dict], dict[str, str]]:
-        from methods import REGULARIZERS
+        from harness.methods import REGULARIZERS
 
         if data is None:
             return {}, {}
@@ -367,7 +367,7 @@ class _Parser:
     # ------------------------------------------------------------------ search
 
     def parse_search(self, doc: dict, base: dict) -> S.SearchSpec:
-        from methods import REGULARIZERS
+        from harness.methods import REGULARIZERS
 
         for section in ("grid", "paired", "cases"):
             if doc.get(section) is not None:

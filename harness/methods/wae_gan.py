@@ -41,7 +41,7 @@ from torch import nn
 from torch.func import functional_call
 
 from harness.errors import require
-from methods._base import REGULARIZERS, Regularizer, RegularizerContext
+from harness.methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 
 @dataclass

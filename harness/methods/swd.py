@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import require
-from methods._base import REGULARIZERS, Regularizer
+from harness.methods._base import REGULARIZERS, Regularizer
 
 
 @dataclass

@@ -23,7 +23,7 @@ import torch
 
 from harness.errors import require, require_choice
 from harness.priors import Prior
-from methods._base import REGULARIZERS, Regularizer, RegularizerContext
+from harness.methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 KERNELS = ["imq", "rbf"]
 

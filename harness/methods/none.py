@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from methods._base import REGULARIZERS, Regularizer
+from harness.methods._base import REGULARIZERS, Regularizer
 
 
 @REGULARIZERS.register("none")

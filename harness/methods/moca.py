@@ -55,7 +55,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.errors import ConfigError, require, require_choice
-from methods._base import REGULARIZERS, Regularizer, RegularizerContext
+from harness.methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 
 @dataclass

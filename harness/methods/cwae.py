@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.errors import require
-from methods._base import REGULARIZERS, Regularizer, RegularizerContext
+from harness.methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 
 MIN_DIM = 8  # the asymptotic φ_D is unusable below (module docstring); the CWAE code refuses D < 8

@@ -12,8 +12,8 @@ uniform distribution on S^{d−1} (``model.prior: sphere``). With the trainer's 
 
 the negative ELBO of Davidson et al. with a Gaussian decoder of variance 1/2 when λ = 1 (the
 squared error is summed over pixels), and a β-VAE weighting otherwise. The KL is in closed
-form (:func:`methods._vmf.kl_to_uniform`); z is drawn by Wood's rejection sampler with
-implicit reparameterisation gradients for κ (:mod:`methods._vmf`).
+form (:func:`harness.methods._vmf.kl_to_uniform`); z is drawn by Wood's rejection sampler with
+implicit reparameterisation gradients for κ (:mod:`harness.methods._vmf`).
 
 The latent fed to the decoder (:meth:`SVAE.latent`) is a sample while the model is in
 training mode and the mean direction μ(x) when it is in eval mode (evaluation, t-SNE,
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.errors import require, require_choice
-from methods._base import REGULARIZERS, Regularizer, RegularizerContext
-from methods._vmf import kl_to_uniform, sample_vmf
+from harness.methods._base import REGULARIZERS, Regularizer, RegularizerContext
+from harness.methods._vmf import kl_to_uniform, sample_vmf
 
 
 POSTERIORS = ["vmf", "power_spherical"]

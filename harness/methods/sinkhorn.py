@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.errors import require, require_choice
-from methods._base import REGULARIZERS, Regularizer, RegularizerContext
+from harness.methods._base import REGULARIZERS, Regularizer, RegularizerContext
 
 NORMALIZATIONS = ["none", "mean", "max"]
 

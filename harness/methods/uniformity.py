@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from harness.errors import require
-from methods._base import REGULARIZERS, Regularizer, RegularizerContext
-from methods.moca import enqueue_ring
+from harness.methods._base import REGULARIZERS, Regularizer, RegularizerContext
+from harness.methods.moca import enqueue_ring
 
 
 @dataclass

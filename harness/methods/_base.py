@@ -26,7 +26,7 @@ from torch import nn
 from harness.priors import Prior
 from harness.registry import Registry
 
-REGULARIZERS: Registry[type["Regularizer"]] = Registry("method", package="methods")
+REGULARIZERS: Registry[type["Regularizer"]] = Registry("method", package="harness.methods")
 
 
 @dataclass
