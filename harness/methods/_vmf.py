@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.special
 import torch
 import torch.nn.functional as F
 
@@ -46,6 +45,8 @@ _W = torch.from_numpy(_WEIGHTS / 2)
 
 def _log_iv_and_ratio(v: float, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log I_v(k) and I_{v+1}(k)/I_v(k) in float64; the small-k series where ive underflows."""
+    import scipy.special  # here, not at import: it costs a sweep's start-up 0.3 s (issue 18)
+
     with np.errstate(divide="ignore", invalid="ignore"):
         iv, iv1 = scipy.special.ive(v, k), scipy.special.ive(v + 1, k)
         log_iv, ratio = np.log(iv) + k, iv1 / iv
