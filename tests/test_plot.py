@@ -11,7 +11,7 @@ import pytest
 from test_figures import curve_of, fabricate, fid_of
 
 from harness.figures.base import Item, ItemData
-from harness.figures.generic import PlotSpec, draw_spec, t_half_width
+from harness.figures.generic import PlotSpec, ReadAt, draw_spec, t_half_width
 from harness.figures.results import load_sweep_results
 from harness.plot import main
 
@@ -77,6 +77,22 @@ def test_heatmap_cells_are_means(sweep):
     fig = draw_spec(PlotSpec("heatmap", ("fid",), x="method.weight", hue=("method.tau",)), _item_data(sweep)).figure
     cells = sorted(float(t.get_text()) for t in fig.axes[0].texts)
     assert cells == sorted(np.mean([fid_of(p, s) for s in (0, 1)]) for p in range(4))
+
+
+def test_heatmap_read_at_a_threshold_takes_each_runs_first_evaluation_below_it(sweep):
+    """Fig. 4's protocol: y where the curve of ``on`` first reaches the threshold. latent_swd =
+    1.5 + 0.5·point + 0.1·seed at epoch 1 and 1.333... + the same at epoch 2; at 1.55 only
+    point 0 reaches it: seed 0 at epoch 1 (image_swd 150), seed 1 at epoch 2 (143.3)."""
+    spec = PlotSpec("heatmap", ("image_swd",), x="method.weight", hue=("method.tau",),
+                    read_at=ReadAt("latent_swd", (("paper_temperature", 1.55),)))
+    out = draw_spec(spec, _item_data(sweep))
+    assert [t.get_text() for t in out.figure.axes[0].texts] == [f"{(150 + 100 * (1 + 0.1 + 1 / 3)) / 2:.3g}"]
+    assert any("image_swd at each run's first evaluation with latent_swd ≤ 1.55 in paper_temperature "
+               "(reached by 2 of 8 runs, at epochs 1, 2)" in n for n in out.notes)
+    assert any("0-2 runs (seeds) per cell" in n and "no seed reached the threshold" in n for n in out.notes)
+    final = draw_spec(PlotSpec("heatmap", ("image_swd",), x="method.weight", hue=("method.tau",),
+                               read_at=ReadAt("latent_swd", (("another_sweep", 1.55),))), _item_data(sweep))
+    assert len(final.figure.axes[0].texts) == 4  # a sweep without a threshold is read at its final epoch
 
 
 def test_curves_band_is_the_t_interval(sweep):

@@ -37,7 +37,7 @@ from harness.figures.base import (
     metric_label, raise_data_error, seeds_text, value_text,
 )
 from harness.figures.plots import BAND, ERRORBAR, _lines, _new
-from harness.figures.results import SweepResults
+from harness.figures.results import SweepResults, read_at_threshold
 
 KINDS = ("curves", "line", "heatmap", "bar", "table")
 EPOCH = "epoch"
@@ -62,6 +62,19 @@ NOT_METRICS = {*RUN_COLUMNS, *STATE_COLUMNS, "epoch", "step", "eval_time_s", "fi
 
 
 @dataclass(frozen=True)
+class ReadAt:
+    """Read y at each run's first evaluation with ``on`` ≤ the sweep's threshold (the paper's
+    "trained until the reconstruction error reaches ..."), per sweep name; a sweep not listed
+    is read at its final epoch."""
+
+    on: str
+    thresholds: tuple[tuple[str, float], ...]  # (sweep name, threshold)
+
+    def threshold_of(self, sweep: str) -> float | None:
+        return dict(self.thresholds).get(sweep)
+
+
+@dataclass(frozen=True)
 class PlotSpec:
     """What to draw; see the module docstring for the kinds."""
 
@@ -79,6 +92,7 @@ class PlotSpec:
     panel_width: float = 5.2
     panel_height: float = 4.0
     notes: tuple[str, ...] = field(default=())  # extra caption lines
+    read_at: "ReadAt | None" = None  # heatmap: y read where a curve first reaches a threshold, not at the end
 
     def title_of(self, metric: str) -> str | None:
         return dict(self.titles).get(metric)
@@ -143,15 +157,36 @@ def scale_text(sweeps: list[SweepResults]) -> str:
     return config_values(sweeps, ["data.name", "model.arch", "train.epochs", "data.train_limit"])
 
 
-def _frame(sweeps: list[SweepResults], curves: bool) -> tuple[pd.DataFrame, list[str]]:
-    """The done rows of all sweeps (a ``sweep`` column and key when there are several)."""
+def _frame(sweeps: list[SweepResults], curves: bool, read_at: ReadAt | None = None,
+           metric: str = "") -> tuple[pd.DataFrame, list[str]]:
+    """The done rows of all sweeps (a ``sweep`` column and key when there are several); with
+    ``read_at``, ``metric`` is read where each run's curve first reaches its sweep's threshold."""
     frames, varied = [], []
     for s in sweeps:
         df = s.done_curves if curves else s.done_runs
+        threshold = read_at.threshold_of(s.name) if read_at else None
+        if threshold is not None:
+            df = read_at_threshold(df, s.done_curves, metric, read_at.on, threshold)
         frames.append(df.assign(sweep=s.name))
         varied += [k for k in s.varied_keys if k not in varied]
     df = pd.concat(frames, ignore_index=True)
     return df, (["sweep", *varied] if len(sweeps) > 1 else varied)
+
+
+def _read_at_note(read_at: ReadAt, sweeps: list[SweepResults], df: pd.DataFrame, metric: str) -> str:
+    """Where the cells were read, per sweep: threshold, how many runs reached it, at which epochs."""
+    parts = []
+    for s in sweeps:
+        threshold = read_at.threshold_of(s.name)
+        if threshold is None:
+            parts.append(f"{s.name}: final epoch")
+            continue
+        part = df[df["sweep"] == s.name] if "sweep" in df.columns else df
+        reached = part["threshold_epoch"].dropna()
+        epochs = ", ".join(str(int(e)) for e in sorted(reached.unique())) or "none"
+        parts.append(f"{read_at.on} ≤ {threshold:g} in {s.name} (reached by {len(reached)} of {len(part)} runs, "
+                     f"at epochs {epochs})")
+    return f"{metric} at each run's first evaluation with {'; '.join(parts)}"
 
 
 def _need(df: pd.DataFrame, columns: list[str], where: str) -> None:
@@ -241,14 +276,15 @@ def _heatmap(spec: PlotSpec, d: ItemData) -> FigureOut:
 
     metric = spec.y[0]
     row, col = spec.hue[0], spec.x
-    df, varied = _frame(d.sweeps, curves=False)
+    df, varied = _frame(d.sweeps, curves=False, read_at=spec.read_at, metric=metric)
+    where = _read_at_note(spec.read_at, d.sweeps, df, metric) if spec.read_at else f"the final {metric}"
     _need(df, [metric, row, col], d.item.id)
     extras = extra_keys(df, varied, [row, col])
     labels = group_label(df, extras) if extras else pd.Series(["all runs"] * len(df), index=df.index)
     fig, axes = _new(labels.nunique(), width=spec.panel_width, height=spec.panel_height)
     notes = []
     for ax, (label, part) in zip(axes, df.groupby(labels, sort=True)):
-        summary = part.groupby([row, col], dropna=False).agg(mean=(metric, "mean"), runs=("id", "nunique")).reset_index()
+        summary = part.groupby([row, col], dropna=False).agg(mean=(metric, "mean"), runs=(metric, "count")).reset_index()
         grid = summary.pivot(index=row, columns=col, values="mean").sort_index().sort_index(axis=1)
         grid.index = [value_text(v) for v in grid.index]
         grid.columns = [value_text(v) for v in grid.columns]
@@ -259,10 +295,11 @@ def _heatmap(spec: PlotSpec, d: ItemData) -> FigureOut:
         ax.set_title(f"{label} ({d.title_scale})" if extras else f"{metric_label(d.sweeps, metric)} ({d.title_scale})",
                      fontsize=9)
         notes.append(f"{label}: {int(summary['runs'].min())}-{int(summary['runs'].max())} runs (seeds) per cell; "
-                     "empty cells: not run or not done.")
+                     "empty cells: not run or not done"
+                     + (", or no seed reached the threshold." if spec.read_at else "."))
     if extras:
         notes.append(f"also varied, one panel per value (not averaged): {', '.join(label_of(k) for k in extras)}.")
-    notes = [f"Cells: mean over seeds of the final {metric} over {label_of(row)} × {label_of(col)}.",
+    notes = [f"Cells: mean over seeds of {where} over {label_of(row)} × {label_of(col)}.",
              *metric_notes(d.sweeps, [metric]), *notes, *spec.notes]
     return FigureOut(fig, notes)
 
@@ -350,4 +387,4 @@ def spec_draw(spec: PlotSpec):
     return draw
 
 
-__all__ = ["KINDS", "PlotSpec", "draw_spec", "spec_draw", "summary_table", "metric_columns"]
+__all__ = ["KINDS", "PlotSpec", "ReadAt", "draw_spec", "spec_draw", "summary_table", "metric_columns"]

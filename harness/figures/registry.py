@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from harness.figures import benchmark, components, plots, tables
 from harness.figures.base import CPU_SCALE, PAPER_SCALE, Item, Setting, SweepRef
-from harness.figures.generic import PlotSpec, spec_draw
+from harness.figures.generic import PlotSpec, ReadAt, spec_draw
 
 # The figures that are plots of logged metrics: named uses of python -m harness.plot's machinery.
 FIG2_LEFT = PlotSpec(
@@ -27,7 +27,10 @@ FIG2_RIGHT = PlotSpec(
     ylabel="image SWD (×1e3, mean over pyramid levels)",
     notes=("SWD values depend on the mode (swd_pytorch ≈ 12× pggan) and on the number of images, so panels "
            "with different settings are not comparable.",))
-FIG4 = PlotSpec("heatmap", ("fid",), x="method.weight", hue=("model.latent_dim",), panel_width=6.0, panel_height=4.6)
+# Fig. 4 reads FID where the test reconstruction error first reaches the paper's threshold (§4.2: 50 on
+# CIFAR-10, twice its fully trained 25), scaled to the twin in sweeps/latent_dim.yaml and its pilot: 35.
+FIG4 = PlotSpec("heatmap", ("fid",), x="method.weight", hue=("model.latent_dim",), panel_width=6.0, panel_height=4.6,
+                read_at=ReadAt("test_recon", (("latent_dim", 35.0), ("paper_latent_dim", 50.0))))
 FIG10 = PlotSpec("heatmap", ("fid",), x="method.weight", hue=("method.tau",), panel_width=6.0, panel_height=4.6)
 
 FULL_DATA = (Setting("data.train_limit", (None,)), Setting("data.test_limit", (None,)))
@@ -78,7 +81,8 @@ ITEMS: dict[str, Item] = {item.id: item for item in [
         spec_draw(FIG4),
         (Setting("data.name", ("cifar10",)), Setting("model.arch", ("a1", "a2")), *FULL_DATA, *FID_10K),
         ("dataset assumed CIFAR-10 (the text ties the error of 50 to the fully trained error of 25)",
-         "the harness trains for a fixed number of epochs, not until a reconstruction error of 50"),
+         "FID is read at the first evaluation with test reconstruction error at or below the threshold "
+         "(50 at paper scale; 35 for the CPU twin), from runs evaluated every few epochs up to a cap"),
     ),
     Item(
         "fig7", "figure", "Fig. 7: t-SNE of MNIST test latents",

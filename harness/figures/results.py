@@ -49,6 +49,22 @@ def flat_config(tree: Any) -> dict[str, Any]:
     return {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(tree).items()}
 
 
+def read_at_threshold(runs: pd.DataFrame, curves: pd.DataFrame, metric: str, on: str,
+                      threshold: float) -> pd.DataFrame:
+    """``runs`` with ``metric`` read at each run's first evaluation after the start at which
+    ``on`` is at or below ``threshold`` (NaN when the run never reached it), and that epoch in
+    ``threshold_epoch``: the paper's protocol of Fig. 4, "trained until the reconstruction error
+    reaches 50" (§4.2), read from the logged curves of runs that trained longer."""
+    out = runs.copy()
+    if curves.empty or on not in curves.columns or metric not in curves.columns:
+        return out.assign(**{metric: float("nan"), "threshold_epoch": float("nan")})
+    reached = curves[(curves[on] <= threshold) & curves[metric].notna() & (curves["epoch"] > 0)]
+    first = reached.sort_values("epoch").groupby("id").first()
+    out[metric] = out["id"].map(first[metric]).astype(float)
+    out["threshold_epoch"] = out["id"].map(first["epoch"]).astype(float)
+    return out
+
+
 @dataclass
 class SweepResults:
     """What one sweep folder holds, with a flat config column for every config key."""
