@@ -25,7 +25,10 @@ from harness.sweep.spec import SweepError, load_sweep
 from harness.sweep.state import DONE, STATUS, read_json_file
 
 SKIP = shutil.ignore_patterns("*.pt", "*.pth", ".lock", "train.log")
-DEFAULT_BUDGET_MIN = 120.0  # make reproduce from empty on 2 cores (issue 17: at most 120 minutes)
+# make reproduce from empty on 2 cores: first look 70 min, sequential seeds to the cap 66 min (measured
+# 2026-12-05, bench/README.md); the issue's goal was 120 and the pre-registered budget 120, which stopped
+# five studies at the third look (sweeps/fair/DESIGN.md, "Addendum"); projections run ~15 % long.
+DEFAULT_BUDGET_MIN = 160.0
 
 
 def _done(folder: Path) -> bool:
@@ -175,10 +178,14 @@ def main(argv: list[str] | None = None) -> int:
                 for name, n in extra.items():
                     study = timing.setdefault("studies", {}).setdefault(name, {})
                     study["sequential_seeds_trained"] = study.get("sequential_seeds_trained", 0) + n
-                timing["sequential_wall_time_s"] = round(timing.get("sequential_wall_time_s", 0)
-                                                         + time.monotonic() - t0, 1)
+                session = round(time.monotonic() - t0, 1)
+                timing["sequential_wall_time_s"] = round(timing.get("sequential_wall_time_s", 0) + session, 1)
                 timing["sequential_budget_min"] = budget_min
                 timing["sequential_stopped_by_budget"] = stopped
+                timing.setdefault("sequential_sessions", []).append({  # one per command that added seeds
+                    "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "budget_min": budget_min, "wall_time_s": session, "runs": sum(extra.values()),
+                    "stopped_by_budget": stopped})
                 write_json(results / TIMING, timing)
         total = time.monotonic() - t0
         trained = sum(r["trained"] for r in record.values())

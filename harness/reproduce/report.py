@@ -90,6 +90,14 @@ def _study_state(data: Data, studies: tuple[str, ...]) -> str:
     return "; ".join(parts)
 
 
+def _session_text(session: dict) -> str:
+    """One command of the sequential rule: its runs, minutes, budget and where the budget stopped it."""
+    stopped = session.get("stopped_by_budget") or []
+    return (f"{session.get('runs')} runs in {float(session.get('wall_time_s', 0)) / 60:.1f} min, budget "
+            f"{session.get('budget_min')} min, finished {session.get('finished_at')}, "
+            + (f"stopped by the budget before {', '.join(stopped)}" if stopped else "every comparison decided or at the cap"))
+
+
 def _timing(results: Path) -> str:
     t = read_json_file(results / TIMING)
     if not isinstance(t, dict):
@@ -101,10 +109,13 @@ def _timing(results: Path) -> str:
     seq = ""
     if t.get("sequential_wall_time_s"):
         stopped = t.get("sequential_stopped_by_budget") or []
-        seq = (f" The sequential rule then added seeds for {float(t['sequential_wall_time_s']) / 60:.1f} min "
-               f"(budget {t.get('sequential_budget_min')} min for that step)"
+        sessions = t.get("sequential_sessions") or []
+        seq = (f" The sequential rule then added seeds for {float(t['sequential_wall_time_s']) / 60:.1f} min"
+               + (f" in {len(sessions)} commands ({'; '.join(_session_text(x) for x in sessions)})" if len(sessions) > 1
+                  else f" (budget {t.get('sequential_budget_min')} min for that step)")
                + (f"; it stopped where the next batch would pass the budget ({', '.join(stopped)})" if stopped else "")
-               + ".")
+               + f". In all, from empty: **{(float(t.get('wall_time_s', 0)) + float(t['sequential_wall_time_s'])) / 60:.1f} "
+               "min**.")
     load = t.get("load_average_at_end")
     cut = ""
     if t.get("complete") is False:
