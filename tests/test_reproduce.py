@@ -642,3 +642,30 @@ def test_robustness_restricts_the_committed_runs_to_the_first_look_seeds(tmp_pat
     path = derived_file("lambda", [10, 11, 12], tmp_path, sweeps=ROOT / "sweeps")
     derived = load_sweep(path, [])
     assert sorted({r.config.seed for r in derived.runs}) == [10, 11, 12] and len(derived.runs) == 12
+
+
+def test_the_sequential_budget_continues_a_stopped_re_run_only_when_given():
+    """make reproduce on committed results whose budget stopped the rule adds no seeds; an explicit
+    --budget-min continues it, counted from now; the default budget counts from the command's start."""
+    from harness.reproduce.__main__ import DEFAULT_BUDGET_MIN, sequential_seconds
+    stopped = {"sequential_stopped_by_budget": ["momentum"]}
+    assert sequential_seconds(None, stopped, False, 30.0) == 0.0
+    assert sequential_seconds(60.0, stopped, False, 30.0) == 60 * 60 - 30.0
+    assert sequential_seconds(None, stopped, True, 30.0) == DEFAULT_BUDGET_MIN * 60 - 30.0  # this command trained
+    assert sequential_seconds(None, {"sequential_stopped_by_budget": []}, False, 30.0) == DEFAULT_BUDGET_MIN * 60 - 30.0
+    assert sequential_seconds(None, None, False, DEFAULT_BUDGET_MIN * 60 + 5) == 0.0
+
+
+def test_the_report_states_each_sequential_command_and_the_total_from_empty(tmp_path):
+    from harness.reproduce.report import TIMING, _timing
+    (tmp_path / TIMING).write_text(json.dumps({
+        "wall_time_s": 600.0, "workers": 2, "cpu_count": 2, "started_at": "a", "finished_at": "b",
+        "studies": {"lambda": {"runs": 12, "reused": 0, "trained": 12, "seconds": 600.0, "sequential_seeds_trained": 6}},
+        "sequential_wall_time_s": 900.0, "sequential_stopped_by_budget": [],
+        "sequential_sessions": [
+            {"finished_at": "c", "budget_min": 45.0, "wall_time_s": 600.0, "runs": 4, "stopped_by_budget": ["lambda"]},
+            {"finished_at": "d", "budget_min": 60.0, "wall_time_s": 300.0, "runs": 2, "stopped_by_budget": []}]}))
+    text = _timing(tmp_path)
+    assert ("added seeds for 15.0 min in 2 commands (4 runs in 10.0 min, budget 45.0 min, finished c, stopped by the "
+            "budget before lambda; 2 runs in 5.0 min, budget 60.0 min, finished d, every comparison decided or at "
+            "the cap). In all, from empty: **25.0 min**.") in text

@@ -93,6 +93,20 @@ def run_study(name: str, results: Path, workers: int) -> dict:
             "seconds": round(seconds, 1), "exit": code}
 
 
+def sequential_seconds(budget_min: float | None, recorded, trained_now: bool, elapsed_s: float) -> float:
+    """Seconds the sequential rule may spend in this command. The default budget counts from the
+    command's start; on results whose recorded re-run the budget stopped (``recorded``:
+    reproduce_time.json) and where this command trained nothing, it adds no seeds, so that
+    ``make reproduce`` on committed results trains nothing. A budget given explicitly
+    (``--budget-min``) continues such a re-run, counted from now."""
+    if budget_min is None:
+        stopped = isinstance(recorded, dict) and recorded.get("sequential_stopped_by_budget")
+        if stopped and not trained_now:
+            return 0.0
+        budget_min = DEFAULT_BUDGET_MIN
+    return max(budget_min * 60 - elapsed_s, 0.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = CommandLine(prog="python -m harness.reproduce",
                                 description="Run every CPU-scale study and write REPRODUCTION.md.")
@@ -157,16 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             from harness.reproduce.sequential import add_seeds
 
             budget_min = DEFAULT_BUDGET_MIN if args.budget_min is None else args.budget_min
-            left = budget_min * 60 - (time.monotonic() - t0)
-            spent = read_json_file(results / TIMING)
-            if args.budget_min is None and isinstance(spent, dict) and spent.get("sequential_stopped_by_budget") \
-                    and not any(r["trained"] for r in record.values()):
-                # the recorded re-run stopped at its budget: its undecided comparisons stay so (no new seeds)
-                print("reproduce --sequential: the recorded re-run spent its time budget "
-                      f"({results / TIMING}: {spent['sequential_stopped_by_budget']}); no seeds added", flush=True)
-                left = 0.0
+            recorded, trained_now = read_json_file(results / TIMING), any(r["trained"] for r in record.values())
+            left = sequential_seconds(args.budget_min, recorded, trained_now, time.monotonic() - t0)
+            if left == 0 and args.budget_min is None and not trained_now:
+                print(f"reproduce --sequential: the recorded re-run spent its time budget ({results / TIMING}); "
+                      "no seeds added (give --budget-min to continue it)", flush=True)
             extra = add_seeds(CLAIMS + DIAGNOSIS + BEYOND, lambda: Data(results), results, args.workers,
-                              budget_s=max(left, 0.0), studies=list(studies))
+                              budget_s=left, studies=list(studies))
             stopped = extra.pop("_stopped", [])
             for name, n in extra.items():
                 if name in record:
