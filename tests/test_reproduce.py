@@ -669,3 +669,31 @@ def test_the_report_states_each_sequential_command_and_the_total_from_empty(tmp_
     assert ("added seeds for 15.0 min in 2 commands (4 runs in 10.0 min, budget 45.0 min, finished c, stopped by the "
             "budget before lambda; 2 runs in 5.0 min, budget 60.0 min, finished d, every comparison decided or at "
             "the cap). In all, from empty: **25.0 min**.") in text
+
+
+def test_robustness_reports_other_seeds_that_reverse_the_reports_verdict(monkeypatch):
+    """The like-for-like check (first looks) and the check against the report's verdict: a claim
+    that holds in the report, is undecided at the first look and does not hold with other seeds
+    is a reversal of the report (exit 1), though not a first-look flip."""
+    import pandas as pd
+    from harness.reproduce import robustness
+    from harness.reproduce.claims import Claim
+
+    def frame(low, high):
+        return pd.DataFrame([{"method.weight": w, "seed": s, "id": f"{w}-{s}", "fid": v}
+                             for w, vals in ((1.0, low), (10.0, high)) for s, v in enumerate(vals)])
+
+    def lower(ctx):
+        ctx.out.comparisons.append(Comparison(LESS, "1", "10", ctx.values("lambda", "fid", "1", method__weight=1.0),
+                                              ctx.values("lambda", "fid", "10", method__weight=10.0), "fid"))
+
+    sets = {"full": frame([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]), "first": frame([1.0, 3.0, 2.0], [2.0, 1.0, 3.0]),
+            "other": frame([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])}
+    monkeypatch.setattr(robustness, "CLAIMS", [Claim("x", "fig3", "t", "p", "t", ("lambda",), "-", lower)])
+    monkeypatch.setattr(robustness, "DIAGNOSIS", [])
+    monkeypatch.setattr(robustness, "BELOW_BEST", [])
+    monkeypatch.setattr(robustness, "Data", lambda root: _FakeData({"lambda": sets["full" if root == "r" else "other"]}))
+    monkeypatch.setattr(robustness, "SeedData", lambda root, seeds: _FakeData({"lambda": sets["first"]}))
+    record = robustness.compare("r", "o", ["lambda"], [10, 11, 12])
+    assert record["claims"]["x"] == {"reproduce": "holds", "first_look": "inconclusive", "other_seeds": "does not hold"}
+    assert record["flips"] == [] and record["flips_against_reproduce"] == ["x"] and record["same_as_reproduce"] == 0

@@ -139,7 +139,11 @@ def _other_seeds(results: Path) -> str:
     return (f"Studies {', '.join(f'`{s}`' for s in r['studies'])} rerun from scratch with seeds "
             f"{', '.join(map(str, r['seeds']))} (`python -m harness.reproduce.robustness`; runs under "
             f"`{(results / 'robustness').as_posix()}/`): {r['same_first_look']} of {len(r['claims'])} first-look verdicts "
-            f"(3 seeds each) are the same; flips between holds and does not hold: {', '.join(r['flips']) or 'none'}.\n\n"
+            f"(3 seeds each) are the same; flips between holds and does not hold: {', '.join(r['flips']) or 'none'}."
+            + (f" Against the report's verdicts (all seeds): {r['same_as_reproduce']} of {len(r['claims'])} the same; "
+               f"the opposite (holds against does not hold): {', '.join(r['flips_against_reproduce']) or 'none'}; "
+               "the others are *inconclusive* with 3 seeds where the report decided with more."
+               if "flips_against_reproduce" in r else "") + "\n\n"
             + markdown_table(rows))
 
 

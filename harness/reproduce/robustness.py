@@ -14,7 +14,8 @@ decided three ways and written to ``results/robustness/verdicts.json``:
 ``first_look`` against ``other_seeds`` is the like-for-like check (same number of seeds, disjoint
 seeds); a claim the sequential rule decided with more seeds may be *inconclusive* at both first
 looks without contradicting its verdict. The command exits 1 when a first-look verdict flips
-between *holds* and *does not hold* (a decided claim reversed by other seeds).
+between *holds* and *does not hold*, or when the other seeds' verdict is the opposite of the
+report's (a decided claim reversed by other seeds).
 """
 
 from __future__ import annotations
@@ -80,9 +81,11 @@ def compare(results: Path, root: Path, studies: list[str], seeds: list[int]) -> 
         rows[claim.id] = {k: verdict(claim.evaluate(d).comparisons)
                           for k, d in (("reproduce", full), ("first_look", first), ("other_seeds", other))}
     flips = [cid for cid, v in rows.items() if {v["first_look"], v["other_seeds"]} == {HOLDS, FAILS}]
+    against = [cid for cid, v in rows.items() if {v["reproduce"], v["other_seeds"]} == {HOLDS, FAILS}]
     return {"studies": studies, "seeds": seeds, "first_look_seeds": list(FIRST_LOOK), "claims": rows,
             "same_first_look": sum(v["first_look"] == v["other_seeds"] for v in rows.values()),
-            "flips": flips}
+            "same_as_reproduce": sum(v["reproduce"] == v["other_seeds"] for v in rows.values()),
+            "flips": flips, "flips_against_reproduce": against}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
               f"seeds {tuple(args.seeds)}: {v['other_seeds']}")
     print(f"robustness: {record['same_first_look']} of {len(record['claims'])} first-look verdicts the same; "
           f"flips between holds and does not hold: {record['flips'] or 'none'}")
-    return 1 if record["flips"] else 0
+    print(f"robustness: {record['same_as_reproduce']} of {len(record['claims'])} verdicts with seeds "
+          f"{tuple(args.seeds)} equal the report's; contradicting it: {record['flips_against_reproduce'] or 'none'}")
+    return 1 if record["flips"] or record["flips_against_reproduce"] else 0
 
 
 if __name__ == "__main__":
