@@ -142,7 +142,7 @@ def _other_seeds(results: Path) -> str:
             f"(3 seeds each) are the same; flips between holds and does not hold: {', '.join(r['flips']) or 'none'}."
             + (f" Against the report's verdicts (all seeds): {r['same_as_reproduce']} of {len(r['claims'])} the same; "
                f"the opposite (holds against does not hold): {', '.join(r['flips_against_reproduce']) or 'none'}; "
-               "the others are *inconclusive* with 3 seeds where the report decided with more."
+               "in each of the others one side is undecided (inconclusive, or untestable on this grid)."
                if "flips_against_reproduce" in r else "") + "\n\n"
             + markdown_table(rows))
 
