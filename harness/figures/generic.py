@@ -181,7 +181,7 @@ def _read_at_note(read_at: ReadAt, sweeps: list[SweepResults], df: pd.DataFrame,
         if threshold is None:
             parts.append(f"{s.name}: final epoch")
             continue
-        part = df[df["sweep"] == s.name] if "sweep" in df.columns else df
+        part = df[df["sweep"] == s.name]  # _frame names every row's sweep
         reached = part["threshold_epoch"].dropna()
         epochs = ", ".join(str(int(e)) for e in sorted(reached.unique())) or "none"
         parts.append(f"{read_at.on} ≤ {threshold:g} in {s.name} (reached by {len(reached)} of {len(part)} runs, "

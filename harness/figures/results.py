@@ -49,20 +49,24 @@ def flat_config(tree: Any) -> dict[str, Any]:
     return {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(tree).items()}
 
 
+def with_per_run(runs: pd.DataFrame, metric: str, per_run: pd.Series) -> pd.DataFrame:
+    """A copy of ``runs`` with ``metric`` replaced by ``per_run`` (run id -> value; NaN where a run has none)."""
+    out = runs.copy()
+    out[metric] = out["id"].map(per_run).astype(float)
+    return out
+
+
 def read_at_threshold(runs: pd.DataFrame, curves: pd.DataFrame, metric: str, on: str,
                       threshold: float) -> pd.DataFrame:
     """``runs`` with ``metric`` read at each run's first evaluation after the start at which
     ``on`` is at or below ``threshold`` (NaN when the run never reached it), and that epoch in
     ``threshold_epoch``: the paper's protocol of Fig. 4, "trained until the reconstruction error
     reaches 50" (§4.2), read from the logged curves of runs that trained longer."""
-    out = runs.copy()
     if curves.empty or on not in curves.columns or metric not in curves.columns:
-        return out.assign(**{metric: float("nan"), "threshold_epoch": float("nan")})
+        return runs.assign(**{metric: float("nan"), "threshold_epoch": float("nan")})
     reached = curves[(curves[on] <= threshold) & curves[metric].notna() & (curves["epoch"] > 0)]
     first = reached.sort_values("epoch").groupby("id").first()
-    out[metric] = out["id"].map(first[metric]).astype(float)
-    out["threshold_epoch"] = out["id"].map(first["epoch"]).astype(float)
-    return out
+    return with_per_run(with_per_run(runs, metric, first[metric]), "threshold_epoch", first["epoch"])
 
 
 @dataclass

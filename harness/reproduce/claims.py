@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.figures.base import value_text
 from harness.figures.registry import FIG4
-from harness.figures.results import ResultsUnreadable, SweepResults, load_sweep_results, read_at_threshold
+from harness.figures.results import ResultsUnreadable, SweepResults, load_sweep_results, read_at_threshold, with_per_run
 from harness.reproduce.stats import (
     EQUAL, LESS, NOT_WORSE, Comparison, GridEdge, SeedValues, edge_of, summarize, trend,
 )
@@ -159,13 +159,6 @@ def first_epoch_at(data: Data, study: str, fraction: float) -> int | None:
     return int(logged[0]) if logged else None
 
 
-def _from_curves(runs: pd.DataFrame, metric: str, per_run: pd.Series) -> pd.DataFrame:
-    """The runs with ``metric`` replaced by ``per_run`` (run id -> value; NaN where a run has none)."""
-    out = runs.copy()
-    out[metric] = out["id"].map(per_run).astype(float)
-    return out
-
-
 def at_threshold(data: Data, study: str, metric: str, on: str, threshold: float) -> pd.DataFrame:
     """The study's done runs with ``metric`` read at the first evaluation at which ``on`` is at
     or below ``threshold`` (:func:`harness.figures.results.read_at_threshold`, as Fig. 4 draws it)."""
@@ -181,7 +174,7 @@ def curve_mean(data: Data, study: str, metric: str) -> pd.DataFrame:
     runs, curves = data.runs(study), data.curves(study)
     if runs.empty or curves.empty or metric not in curves.columns:
         return runs.iloc[0:0]
-    return _from_curves(runs, metric, curves[(curves["epoch"] > 0) & curves[metric].notna()].groupby("id")[metric].mean())
+    return with_per_run(runs, metric, curves[(curves["epoch"] > 0) & curves[metric].notna()].groupby("id")[metric].mean())
 
 
 def best_of(ctx: Ctx, study: str, metric: str, key: str = "method.weight", frame: pd.DataFrame | None = None,

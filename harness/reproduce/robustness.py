@@ -80,8 +80,10 @@ def compare(results: Path, root: Path, studies: list[str], seeds: list[int]) -> 
             continue
         rows[claim.id] = {k: verdict(claim.evaluate(d).comparisons)
                           for k, d in (("reproduce", full), ("first_look", first), ("other_seeds", other))}
-    flips = [cid for cid, v in rows.items() if {v["first_look"], v["other_seeds"]} == {HOLDS, FAILS}]
-    against = [cid for cid, v in rows.items() if {v["reproduce"], v["other_seeds"]} == {HOLDS, FAILS}]
+    def opposite(a: str, b: str) -> list[str]:  # claims whose verdicts a and b are holds against does not hold
+        return [cid for cid, v in rows.items() if {v[a], v[b]} == {HOLDS, FAILS}]
+
+    flips, against = opposite("first_look", "other_seeds"), opposite("reproduce", "other_seeds")
     return {"studies": studies, "seeds": seeds, "first_look_seeds": list(FIRST_LOOK), "claims": rows,
             "same_first_look": sum(v["first_look"] == v["other_seeds"] for v in rows.values()),
             "same_as_reproduce": sum(v["reproduce"] == v["other_seeds"] for v in rows.values()),
