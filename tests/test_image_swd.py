@@ -132,6 +132,26 @@ def test_deterministic_under_seed_and_independent_of_chunking():
     assert S.image_swd(x4, x4, mode="pggan", seed=7)["mean"] < 0.7 * floor
 
 
+@pytest.mark.parametrize("mode", S.MODES)
+def test_reference_cache_gives_bitwise_the_same_values(mode):
+    """The cached reference half (an evaluator, every epoch) changes the time, never a value: the
+    same numbers, bit for bit, on the first and the later calls, with several pyramid levels; a
+    changed reference set, seed or a cache too small to hold a level starts afresh."""
+    real = S.to_uint8(_smooth(10, 3, 40, seed=2))
+    cache = S.ReferenceCache()
+    for k in range(3):
+        fake = S.to_uint8(_noisy(_smooth(10, 3, 40, seed=10 + k), 0.1 * k))
+        assert S.image_swd(fake, real, mode=mode, seed=4, reference=cache) == S.image_swd(fake, real, mode=mode, seed=4)
+    assert len(cache._levels) == len(S.pyramid_resolutions(40, mode)) == 2
+    other = real.clone()
+    other[0, 0, 0, 0] ^= 1  # one bit of the reference differs: not the cached set
+    assert S.image_swd(fake, other, mode=mode, seed=4, reference=cache) == S.image_swd(fake, other, mode=mode, seed=4)
+    assert S.image_swd(fake, other, mode=mode, seed=5, reference=cache) == S.image_swd(fake, other, mode=mode, seed=5)
+    tiny = S.ReferenceCache(max_bytes=0)
+    assert S.image_swd(fake, real, mode=mode, seed=4, reference=tiny) == S.image_swd(fake, real, mode=mode, seed=4)
+    assert tiny._levels == {}
+
+
 def test_mode_scale_ratio_is_about_twelve():
     x = _smooth(16, 3, 32)
     y = _noisy(x, 0.3)

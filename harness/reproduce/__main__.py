@@ -77,20 +77,29 @@ def study_file(name: str, results: Path) -> str:
     return own
 
 
-def run_study(name: str, results: Path, workers: int) -> dict:
-    file = study_file(name, results)
-    sweep = load_sweep(file, [])
-    reused = reuse_done_runs(sweep, results)
-    before = sum(_done(run_dir(sweep_dir(results, name), r.id)) for r in sweep.runs)
-    start = time.monotonic()
-    code = subprocess.call([sys.executable, "-m", "harness.sweep", file, "--workers", str(workers),
-                            "--results", str(results)])
-    seconds = time.monotonic() - start
-    after = sum(_done(run_dir(sweep_dir(results, name), r.id)) for r in sweep.runs)
-    print(f"reproduce: {name}: {len(sweep.runs)} runs, {reused} reused from other studies, "
-          f"{after - before} trained, {after} done, {seconds:.0f} s (exit {code})", flush=True)
-    return {"runs": len(sweep.runs), "reused": reused, "trained": after - before, "done": after,
-            "seconds": round(seconds, 1), "exit": code}
+def run_studies(names: list[str], results: Path, workers: int):
+    """Run the studies, up to ``workers`` at once sharing ``workers`` job slots, a study that
+    shares runs with an earlier one after it (:mod:`harness.reproduce.concurrent`); before each
+    starts, its runs done in other studies are copied in. Yields (name, record) as each ends."""
+    from harness.reproduce.concurrent import run_at_once, shares_runs_with
+
+    files = {name: study_file(name, results) for name in names}
+    sweeps = {name: load_sweep(files[name], []) for name in names}
+    after = shares_runs_with(names, {name: {r.id for r in sweep.runs} for name, sweep in sweeps.items()})
+
+    def done(name: str) -> int:
+        return sum(_done(run_dir(sweep_dir(results, name), r.id)) for r in sweeps[name].runs)
+
+    def before_start(name: str) -> tuple[int, int]:
+        reused = reuse_done_runs(sweeps[name], results)
+        return reused, done(name)
+
+    for name, code, seconds, (reused, before) in run_at_once(names, files.get, results, workers, after, before_start):
+        n, now = len(sweeps[name].runs), done(name)
+        print(f"reproduce: {name}: {n} runs, {reused} reused from other studies, "
+              f"{now - before} trained, {now} done, {seconds:.0f} s (exit {code})", flush=True)
+        yield name, {"runs": n, "reused": reused, "trained": now - before, "done": now,
+                     "seconds": round(seconds, 1), "exit": code}
 
 
 def sequential_seconds(budget_min: float | None, recorded, trained_now: bool, elapsed_s: float) -> float:
@@ -151,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         old = read_json_file(results / TIMING)
         kept = dict(old.get("studies", {})) if isinstance(old, dict) and args.only else {}
         record: dict[str, dict] = {}
-        for name in studies:
-            record[name] = run_study(name, results, args.workers)
+        for name, outcome in run_studies(list(studies), results, args.workers):
+            record[name] = outcome
             status = status or (1 if record[name]["done"] < record[name]["runs"] else 0)
             # written after every study, so that a run cut short still leaves its measurement;
             # a rerun that trains nothing keeps the measurement of the run that did
@@ -162,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                     "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "wall_time_s": round(time.monotonic() - t0, 1), "workers": args.workers,
                     "cpu_count": os.cpu_count(), "only": args.only, "studies": {**kept, **record},
-                    "complete": name == studies[-1],
+                    "complete": len(record) == len(studies), "studies_at_once": args.workers,
                     "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                 })
         if args.sequential:

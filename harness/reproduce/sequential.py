@@ -12,14 +12,13 @@ module applies it to the claims and asks the sweep engine for the seeds it wants
    study folder's manifest, so the manifest keeps them) plus the new seeds of the wanted
    settings, each seed one above the largest of that setting so far. A run's id is the hash of
    its config, so the runs already done keep their ids and are not trained again;
-4. ``python -m harness.sweep`` runs that file; the loop goes back to 1 until no comparison
+4. ``python -m harness.sweep`` runs those files, the studies at once sharing the workers
+   (:mod:`harness.reproduce.concurrent`); the loop goes back to 1 until no comparison
    wants more seeds (each comparison stops when decided or at the cap, :data:`stats.LOOKS`).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -104,6 +103,7 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
     ``data_factory()`` gives a fresh :class:`harness.reproduce.claims.Data` (the runs change).
     ``budget_s``: a study's batch whose projected time (:mod:`harness.reproduce.projection`)
     would take the seconds spent past it is not started (its comparisons stay undecided)."""
+    from harness.reproduce.concurrent import run_at_once
     from harness.reproduce.projection import project
 
     trained: dict[str, int] = {}
@@ -117,8 +117,9 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
         files = {s: f for s, f in files.items() if f is not None}
         if not files:
             break
+        before: dict[str, int] = {}
         for study, file in list(files.items()):
-            before = len(_manifest_runs(results, study))
+            before[study] = len(_manifest_runs(results, study))
             cost = project([file], workers, done=set(_manifest_runs(results, study)))["seconds"]
             if budget_s is not None and spent + cost > budget_s:
                 print(f"reproduce --sequential: {study}: next batch ({cost / 60:.1f} min) exceeds the time budget; "
@@ -132,9 +133,9 @@ def add_seeds(claims, data_factory, results: Path, workers: int, looks: tuple[in
                 continue
             spent += cost
             print(f"reproduce --sequential: {study}: adding seeds to {len(want[study])} undecided settings", flush=True)
-            subprocess.call([sys.executable, "-m", "harness.sweep", str(file), "--workers", str(workers),
-                             "--results", str(results)])
-            trained[study] = trained.get(study, 0) + len(_manifest_runs(results, study)) - before
+        # the look's batches at once, sharing the workers (harness.reproduce.concurrent): no idle tails
+        for study, *_ in run_at_once(list(files), files.get, results, workers):
+            trained[study] = trained.get(study, 0) + len(_manifest_runs(results, study)) - before[study]
         if not files:
             break
     if stopped:

@@ -43,6 +43,7 @@ from harness.sweep.executors import (
     EXECUTORS, DebugExecutor, Executor, Launch, LocalExecutor, SlurmExecutor, default_workers, gpu_slots,
 )
 from harness.sweep.identity import PathEscape, run_dir, sweep_dir
+from harness.sweep.job_slots import JobSlots
 from harness.sweep.preflight import PreflightError, preflight
 from harness.sweep.owner import EXIT_BUSY, FolderBusy, own_folder
 from harness.sweep.search import resolve_stages, stage_lines, write_record
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="also rerun failed runs (they resume)")
     p.add_argument("--status-every", type=float, default=60.0, metavar="SECONDS",
                    help="off a terminal: a summary line every SECONDS (default 60; 0 = none)")
+    p.add_argument("--job-slots", default=None, metavar="DIR",
+                   help="local executor: a run also holds one of DIR's slot files while it trains, shared with "
+                        "the other sweeps given DIR, and the progress bar is off (harness.reproduce runs "
+                        "independent studies at once this way; harness/sweep/job_slots.py)")
     p.add_argument("--allow-large", action="store_true",
                    help=f"accept a sweep of more than {MAX_RUNS} runs (refused otherwise, before anything is expanded)")
     return p
@@ -103,7 +108,8 @@ def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[Exec
     """The executor, and (slurm) the runs of earlier submissions still queued, by job id."""
     if args.executor == "local":
         slots = local_gpu_slots(args, sweep)
-        return LocalExecutor(args.workers or len(slots) or default_workers(), slots=slots), {}
+        shared = JobSlots(args.job_slots) if args.job_slots else None
+        return LocalExecutor(args.workers or len(slots) or default_workers(), slots=slots, job_slots=shared), {}
     if args.executor == "debug":
         return DebugExecutor(folder), {}
     submitted = read_submitted(folder)
@@ -115,7 +121,7 @@ def make_executor(args: argparse.Namespace, sweep, folder, states) -> tuple[Exec
 
 
 def finished_line(launch: Launch, state: str, note: str, n: int, total: int, executor: str) -> str:
-    """``[3/12] 1c25d241c178 method=moca,seed=1: done after 8 epochs, 41 s (image_swd=732)``, or
+    """``[3/12] lambda 1c25d241c178 method=moca,seed=1: done after 8 epochs, 41 s (image_swd=732)``, or
     ``[4/12] ... : failed: <reason> (after 2 epochs, 9 s) (log: ...)``."""
     status = read_status(launch.folder) or {}
     took = []
@@ -123,7 +129,7 @@ def finished_line(launch: Launch, state: str, note: str, n: int, total: int, exe
         took.append(f"after {status['epoch']} epochs")
     if isinstance(status.get("wall_time_s"), (int, float)):
         took.append(f"{status['wall_time_s']:.0f} s")
-    line = f"[{n}/{total}] {launch.run.id} {launch.run.name}: {state}"
+    line = f"[{n}/{total}] {launch.folder.parent.name} {launch.run.id} {launch.run.name}: {state}"
     if state in FINAL:
         final = last_metrics(launch.folder)
         shown = [f"{k}={final[k]:.4g}" for k in HEADLINE if isinstance(final.get(k), (int, float))][:2]
@@ -210,7 +216,8 @@ def execute(args: argparse.Namespace, executor: Executor, launches: list[Launch]
     bar only on a terminal; an exit status when the sweep must stop here."""
     total = len(launches) + (0 if args.no_wait else sum(len(g) for g in follow.values()))
     finished = [0]
-    with tqdm(total=total, desc="runs", unit="run", disable=None, file=sys.stderr) as bar:
+    shared = getattr(args, "job_slots", None)  # sweeps at once on one terminal: their lines only
+    with tqdm(total=total, desc="runs", unit="run", disable=True if shared else None, file=sys.stderr) as bar:
 
         def on_done(launch: Launch, state: str, note: str) -> None:
             bar.update(1)
@@ -253,6 +260,16 @@ def _main(args: argparse.Namespace) -> int:
     except PathEscape as e:
         print(f"{args.sweep}: name: {e}", file=sys.stderr)
         return 2
+    if args.job_slots:
+        if args.executor != "local":
+            print(f"--job-slots: only the local executor shares job slots; got --executor {args.executor}",
+                  file=sys.stderr)
+            return 2
+        try:
+            JobSlots(args.job_slots)
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            return 2
     if args.executor in ("local", "debug") and not (args.dry_run or args.status):
         from harness.build import check_machine  # torch: only when runs will train here
 

@@ -111,12 +111,15 @@ class LocalExecutor(Executor):
 
     With ``slots`` (from :func:`gpu_slots`), at most one run per slot: a run takes a free
     slot, trains with ``CUDA_VISIBLE_DEVICES`` set to it, and gives it back when it ends.
+    With ``job_slots`` (:class:`harness.sweep.job_slots.JobSlots`, shared with sweeps running at
+    the same time), a run also holds one of those while it trains and waits when all are held.
     """
 
     name = "local"
 
-    def __init__(self, workers: int, poll_s: float = 1.0, slots: list[str] | None = None):
+    def __init__(self, workers: int, poll_s: float = 1.0, slots: list[str] | None = None, job_slots=None):
         self.slots = list(slots or [])
+        self.job_slots = job_slots
         self.workers = min(workers, len(self.slots)) if self.slots else workers
         self.threads = max(1, available_cpus() // self.workers)
         self.poll_s = poll_s
@@ -130,6 +133,7 @@ class LocalExecutor(Executor):
         free = list(self.slots)
         active: dict[int, tuple[multiprocessing.Process, Launch]] = {}
         slot_of: dict[int, str | None] = {}
+        token_of: dict[int, int] = {}  # sentinel -> the job slot its run holds
         terminated = []
 
         def on_sigterm(signum, frame):  # a kill of the sweep stops its runs too (they resume later)
@@ -141,6 +145,9 @@ class LocalExecutor(Executor):
         try:
             while queue or active:
                 while queue and len(active) < self.workers:
+                    token = self.job_slots.acquire() if self.job_slots is not None else None
+                    if self.job_slots is not None and token is None:
+                        break  # every shared slot is held: wait for one of ours or another sweep's
                     launch = queue.pop()
                     launch.materialize()
                     folder = launch.folder.resolve()
@@ -150,9 +157,16 @@ class LocalExecutor(Executor):
                     proc.start()
                     active[proc.sentinel] = (proc, launch)
                     slot_of[proc.sentinel] = slot
+                    if token is not None:
+                        token_of[proc.sentinel] = token
+                if not active:
+                    time.sleep(self.poll_s)  # runs waiting for a job slot held by another sweep
+                    continue
                 for sentinel in multiprocessing.connection.wait(list(active), timeout=self.poll_s):
                     proc, launch = active.pop(sentinel)
                     proc.join()
+                    if sentinel in token_of:
+                        self.job_slots.release(token_of.pop(sentinel))
                     if slot_of.get(sentinel) is not None:
                         free.insert(0, slot_of.pop(sentinel))
                     note = f"killed by signal {-proc.exitcode}" if proc.exitcode and proc.exitcode < 0 else ""
