@@ -693,7 +693,28 @@ def test_robustness_reports_other_seeds_that_reverse_the_reports_verdict(monkeyp
     monkeypatch.setattr(robustness, "DIAGNOSIS", [])
     monkeypatch.setattr(robustness, "BELOW_BEST", [])
     monkeypatch.setattr(robustness, "Data", lambda root: _FakeData({"lambda": sets["full" if root == "r" else "other"]}))
-    monkeypatch.setattr(robustness, "SeedData", lambda root, seeds: _FakeData({"lambda": sets["first"]}))
+    monkeypatch.setattr(robustness, "SeedData",
+                        lambda root, seeds: _FakeData({"lambda": sets["first" if root == "r" else "other"]}))
     record = robustness.compare("r", "o", ["lambda"], [10, 11, 12])
     assert record["claims"]["x"] == {"reproduce": "holds", "first_look": "inconclusive", "other_seeds": "does not hold"}
     assert record["flips"] == [] and record["flips_against_reproduce"] == ["x"] and record["same_as_reproduce"] == 0
+    assert "flips_sequential" not in record
+    # with the sequential rule on the rerun too, its verdict (all the rerun's seeds) against the report's
+    record = robustness.compare("r", "o", ["lambda"], [10, 11, 12], sequential=True)
+    assert record["claims"]["x"]["other_seeds_sequential"] == "does not hold"
+    assert record["flips_sequential"] == ["x"] and record["same_sequential"] == 0
+
+
+def test_the_report_shows_the_other_seeds_with_the_sequential_rule(tmp_path):
+    from harness.reproduce.report import _other_seeds
+    (tmp_path / "robustness").mkdir()
+    (tmp_path / "robustness" / "verdicts.json").write_text(json.dumps({
+        "studies": ["queue"], "seeds": [10, 11, 12], "first_look_seeds": [0, 1, 2], "sequential": True,
+        "claims": {"table5_small": {"reproduce": "holds", "first_look": "inconclusive", "other_seeds": "inconclusive",
+                                    "other_seeds_sequential": "holds"}},
+        "same_first_look": 1, "same_as_reproduce": 0, "flips": [], "flips_against_reproduce": [],
+        "same_sequential": 1, "flips_sequential": [], "seeds_per_study": {"queue": 5}}))
+    text = _other_seeds(tmp_path)
+    assert "seeds 10 and on (sequential)" in text and "| holds |" in text.splitlines()[-1]
+    assert ("seeds added from 13 on where a comparison was undecided, the same looks and cap; most seeds of a "
+            "setting: `queue` 5): 1 of 1 verdicts equal the report's; the opposite: none.") in text

@@ -288,8 +288,9 @@ def _heatmap(spec: PlotSpec, d: ItemData) -> FigureOut:
         grid = summary.pivot(index=row, columns=col, values="mean").sort_index().sort_index(axis=1)
         grid.index = [value_text(v) for v in grid.index]
         grid.columns = [value_text(v) for v in grid.columns]
+        read = f"at {spec.read_at.on} ≤ threshold, " if spec.read_at else ""
         sns.heatmap(grid, annot=True, fmt=".3g", cmap="viridis_r", ax=ax,
-                    cbar_kws={"label": f"{metric_label(d.sweeps, metric)} (mean over seeds)"})
+                    cbar_kws={"label": f"{metric_label(d.sweeps, metric)} ({read}mean over seeds)"})
         ax.set_xlabel(label_of(col))
         ax.set_ylabel(label_of(row))
         ax.set_title(f"{label} ({d.title_scale})" if extras else f"{metric_label(d.sweeps, metric)} ({d.title_scale})",

@@ -60,14 +60,14 @@ def reuse_done_runs(sweep, results: Path) -> int:
     return copied
 
 
-def study_file(name: str, results: Path) -> str:
-    """The sweep file a study runs: ``sweeps/<name>.yaml``, or the file the sequential rule derived
-    from it (``results/<name>/sequential.yaml``: its runs plus the seeds added) while that still
-    holds every run of the study's own file, so that rerunning on finished results trains nothing
-    and rewrites no manifest."""
+def study_file(name: str, results: Path, own: str | Path | None = None) -> str:
+    """The sweep file a study runs: its own (``sweeps/<name>.yaml`` unless ``own`` says another),
+    or the file the sequential rule derived from it (``results/<name>/sequential.yaml``: its runs
+    plus the seeds added) while that still holds every run of the own file, so that rerunning on
+    finished results trains nothing and rewrites no manifest."""
     from harness.reproduce.sequential import DERIVED
 
-    own, derived = f"sweeps/{name}.yaml", results / name / DERIVED
+    own, derived = str(own or f"sweeps/{name}.yaml"), results / name / DERIVED
     if derived.is_file():
         try:
             if {r.id for r in load_sweep(own, []).runs} <= {r.id for r in load_sweep(str(derived), []).runs}:

@@ -132,10 +132,24 @@ def _other_seeds(results: Path) -> str:
     """The record of ``python -m harness.reproduce.robustness`` (studies rerun with other base seeds)."""
     r = read_json_file(results / "robustness" / "verdicts.json")
     if not isinstance(r, dict) or not r.get("claims"):
-        return "Not run yet: `python -m harness.reproduce.robustness --only STUDY ...` reruns studies with seeds 10-12."
+        return ("Not run yet: `python -m harness.reproduce.robustness --only STUDY ... [--sequential]` reruns studies "
+                "with seeds 10-12 (and on).")
+    later = f"seeds {r['seeds'][0]} and on (sequential)"
     rows = pd.DataFrame([{"claim": f"[{cid}](#{cid})", "verdict (all seeds)": v["reproduce"],
                           f"seeds {', '.join(map(str, r['first_look_seeds']))}": v["first_look"],
-                          f"seeds {', '.join(map(str, r['seeds']))}": v["other_seeds"]} for cid, v in r["claims"].items()])
+                          f"seeds {', '.join(map(str, r['seeds']))}": v["other_seeds"],
+                          **({later: v["other_seeds_sequential"]} if "other_seeds_sequential" in v else {})}
+                         for cid, v in r["claims"].items()])
+    sequential = ""
+    if r.get("sequential"):
+        per_study = ", ".join(f"`{s}` {n}" for s, n in r.get("seeds_per_study", {}).items())
+        sequential = (f" With the sequential rule applied to the rerun as well (seeds added from {r['seeds'][-1] + 1} on "
+                      f"where a comparison was undecided, the same looks and cap; most seeds of a setting: {per_study}): "
+                      f"{r['same_sequential']} of {len(r['claims'])} verdicts equal the report's; the opposite: "
+                      f"{', '.join(r['flips_sequential']) or 'none'}."
+                      + (f" The time budget stopped the rule in {', '.join(f'`{s}`' for s in r['stopped_by_budget'])} "
+                         "(their undecided comparisons are *inconclusive*, not at the cap)."
+                         if r.get("stopped_by_budget") else ""))
     return (f"Studies {', '.join(f'`{s}`' for s in r['studies'])} rerun from scratch with seeds "
             f"{', '.join(map(str, r['seeds']))} (`python -m harness.reproduce.robustness`; runs under "
             f"`{(results / 'robustness').as_posix()}/`): {r['same_first_look']} of {len(r['claims'])} first-look verdicts "
@@ -143,7 +157,7 @@ def _other_seeds(results: Path) -> str:
             + (f" Against the report's verdicts (all seeds): {r['same_as_reproduce']} of {len(r['claims'])} the same; "
                f"the opposite (holds against does not hold): {', '.join(r['flips_against_reproduce']) or 'none'}; "
                "in each of the others one side is undecided (inconclusive, or untestable on this grid)."
-               if "flips_against_reproduce" in r else "") + "\n\n"
+               if "flips_against_reproduce" in r else "") + sequential + "\n\n"
             + markdown_table(rows))
 
 
