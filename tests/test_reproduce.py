@@ -482,6 +482,9 @@ def test_projected_time_by_hand_and_shared_runs_counted_once():
     lam = load_sweep(ROOT / "sweeps" / "lambda.yaml", [])
     # start 1 s + 12 epochs × 2.9 s + one final evaluation of fid, recon, image_swd, latent (2.0 + 0.6 + 1.1 + 0.5)
     assert run_seconds(lam.runs[0].config) == pytest.approx(1 + 12 * 2.9 + 4.2)
+    # evaluated after every epoch (21 times): image SWD's real half is computed at the first only
+    conv = load_sweep(ROOT / "sweeps" / "convergence.yaml", []).runs[0].config
+    assert run_seconds(conv) == pytest.approx(1 + 20 * 2.9 + 21 * (2.0 + 1.1) - 20 * (1.1 - 0.55))
     both = project([ROOT / "sweeps" / "lambda.yaml", ROOT / "sweeps" / "temperature.yaml"], workers=2)
     assert both["runs"] == 12 + 24 - 12  # temperature's 12 runs at τ = 0.1 are lambda's
     assert project([ROOT / "sweeps" / "lambda.yaml"], workers=2, done={r.id for r in lam.runs})["runs"] == 0

@@ -3,7 +3,8 @@
     python -m harness.reproduce [--workers N] [--results DIR] [--only STUDY ...] [--report-only] [--sequential]
 
 Runs each study sweep of :data:`STUDIES` with the local executor (it resumes like any sweep:
-done runs are never retrained), draws the figures (``python -m harness.figures``), and writes
+done runs are never retrained), up to ``--workers`` studies at once sharing ``--workers`` job
+slots (:mod:`harness.reproduce.concurrent`), draws the figures (``python -m harness.figures``), and writes
 ``REPRODUCTION.md`` from the run folders (:mod:`harness.reproduce.report`): one row per claim
 of the paper (:mod:`harness.reproduce.claims`), its numbers with 95 % confidence intervals
 over seeds, and a verdict by the rule of :mod:`harness.reproduce.stats`.
@@ -11,7 +12,8 @@ over seeds, and a verdict by the rule of :mod:`harness.reproduce.stats`.
 Studies share configurations (the MoCA centre point appears in six of them; methods and moca_components share three cases). A run's id is
 the hash of its config, so before a study starts, each of its runs that is already done in
 another study's folder is copied into this study's folder (:func:`reuse_done_runs`; the
-checkpoint is not copied) and is not trained again.
+checkpoint is not copied) and is not trained again; a study that shares runs with an earlier
+one therefore starts only after it.
 """
 
 # the order the studies run in: by claims per minute of compute, so that a cut-short run loses the

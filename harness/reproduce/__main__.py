@@ -26,8 +26,9 @@ from harness.sweep.state import DONE, STATUS, read_json_file
 
 SKIP = shutil.ignore_patterns("*.pt", "*.pth", ".lock", "train.log")
 # make reproduce from empty on 2 cores: first look 70 min, sequential seeds to the cap 66 min (measured
-# 2026-12-05, bench/README.md); the goal was 120 and the pre-registered budget 120, which stopped
-# five studies at the third look (sweeps/fair/DESIGN.md, "Addendum"); projections run ~15 % long.
+# 2026-12-05, bench/README.md; about 112 estimated after the speed-ups of 2026-12-06, not measured end to end);
+# the goal was 120 and the pre-registered budget 120, which stopped five studies at the third look
+# (sweeps/fair/DESIGN.md, "Addendum"); projections run ~15 % long.
 DEFAULT_BUDGET_MIN = 160.0
 
 
