@@ -147,6 +147,9 @@ def _other_seeds(results: Path) -> str:
                       f"where a comparison was undecided, the same looks and cap; most seeds of a setting: {per_study}): "
                       f"{r['same_sequential']} of {len(r['claims'])} verdicts equal the report's; the opposite: "
                       f"{', '.join(r['flips_sequential']) or 'none'}."
+                      + "".join(f" [{cid}](#{cid}): {v['reproduce']} in the report, {v['other_seeds_sequential']} "
+                                "with the other seeds." for cid, v in r["claims"].items()
+                                if v["reproduce"] != v["other_seeds_sequential"])
                       + (f" The time budget stopped the rule in {', '.join(f'`{s}`' for s in r['stopped_by_budget'])} "
                          "(their undecided comparisons are *inconclusive*, not at the cap)."
                          if r.get("stopped_by_budget") else ""))
