@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "wall_time_s": round(time.monotonic() - t0, 1), "workers": args.workers,
                     "cpu_count": os.cpu_count(), "only": args.only, "studies": {**kept, **record},
-                    "complete": len(record) == len(studies), "studies_at_once": args.workers,
+                    "complete": len(record) == len(studies),
                     "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                 })
         if args.sequential:

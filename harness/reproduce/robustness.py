@@ -22,7 +22,6 @@ either pair, or when the other seeds' first look is the opposite of the report's
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import yaml
 from harness.atomic import write_json, write_text
 from harness.errors import CommandLine
 from harness.reproduce.claims import BELOW_BEST, CLAIMS, DIAGNOSIS, Data
+from harness.reproduce.sequential import most_seeds
 from harness.reproduce.stats import FAILS, HOLDS, verdict
 from harness.run_folder import read_json_file
 from harness.yaml_io import load_file
@@ -95,18 +95,8 @@ def compare(results: Path, root: Path, studies: list[str], seeds: list[int], seq
     if sequential:
         record["same_sequential"] = sum(v["reproduce"] == v["other_seeds_sequential"] for v in rows.values())
         record["flips_sequential"] = opposite("reproduce", "other_seeds_sequential")
-        record["seeds_per_study"] = {s: _seed_count(root, s) for s in studies}
+        record["seeds_per_study"] = {s: most_seeds(Path(root), s) for s in studies}
     return record
-
-
-def _seed_count(root: Path, study: str) -> int:
-    """The most seeds any setting of ``study`` has under ``root`` (the cap reached, or not)."""
-    from collections import Counter
-
-    from harness.reproduce.sequential import _manifest_runs, _setting
-
-    counts = Counter(_setting(v) for v in _manifest_runs(Path(root), study).values())
-    return max(counts.values(), default=0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from harness.reproduce import STUDIES
     from harness.reproduce.__main__ import study_file
+    from harness.reproduce.concurrent import run_at_once
 
     unknown = [s for s in args.only if s not in STUDIES]
     if unknown:
@@ -131,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = Path(args.results)
     root = results / FOLDER
-    for study in args.only:
-        file = study_file(study, root, own=derived_file(study, args.seeds, root))  # its sequential seeds kept
-        subprocess.call([sys.executable, "-m", "harness.sweep", str(file), "--workers", str(args.workers),
-                         "--results", str(root)])
+    files = {study: study_file(study, root, own=derived_file(study, args.seeds, root))  # its sequential seeds kept
+             for study in args.only}
+    for _ in run_at_once(list(args.only), files.get, root, args.workers):
+        pass
     old = read_json_file(root / "verdicts.json")  # studies rerun before the same way stay in the record
     same_way = isinstance(old, dict) and old.get("seeds") == args.seeds and bool(old.get("sequential")) == args.sequential
     kept = [s for s in (old.get("studies", []) if same_way else []) if s not in args.only]

@@ -43,6 +43,14 @@ def _setting(varied: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in varied.items() if k != "seed"))
 
 
+def most_seeds(results: Path, study: str) -> int:
+    """The most seeds any setting of ``study`` has under ``results`` (the cap reached, or not)."""
+    counts: dict[tuple, int] = {}
+    for varied in _manifest_runs(results, study).values():
+        counts[_setting(varied)] = counts.get(_setting(varied), 0) + 1
+    return max(counts.values(), default=0)
+
+
 def wanted_seeds(claims, data, results: Path, looks: tuple[int, ...] = LOOKS,
                  studies: list[str] | None = None) -> dict[str, dict[tuple, int]]:
     """study -> {setting: seeds wanted} for every comparison the sequential rule continues

@@ -216,8 +216,8 @@ def execute(args: argparse.Namespace, executor: Executor, launches: list[Launch]
     bar only on a terminal; an exit status when the sweep must stop here."""
     total = len(launches) + (0 if args.no_wait else sum(len(g) for g in follow.values()))
     finished = [0]
-    shared = getattr(args, "job_slots", None)  # sweeps at once on one terminal: their lines only
-    with tqdm(total=total, desc="runs", unit="run", disable=True if shared else None, file=sys.stderr) as bar:
+    # sweeps sharing job slots run at once on one terminal: their lines only, no bars
+    with tqdm(total=total, desc="runs", unit="run", disable=True if args.job_slots else None, file=sys.stderr) as bar:
 
         def on_done(launch: Launch, state: str, note: str) -> None:
             bar.update(1)
