@@ -510,6 +510,21 @@ def test_a_sweep_that_changes_nothing_leaves_its_manifest_as_it_is(tmp_path):
     assert json.loads(manifest.read_text())["name"] == "queue"
 
 
+def test_the_sequential_looks_write_their_study_folder_without_a_warning(tmp_path, capsys):
+    """The derived results/<study>/sequential.yaml takes turns with the study's own sweep in its
+    folder (every `make reproduce --sequential`); only a sweep from elsewhere is warned about."""
+    import shutil
+    from harness.sweep.engine import write_manifest
+    write_manifest(load_sweep(ROOT / "sweeps" / "lambda.yaml", []), tmp_path)
+    derived = tmp_path / "sequential.yaml"
+    shutil.copy(ROOT / "sweeps" / "lambda.yaml", derived)
+    write_manifest(load_sweep(derived, ["train.epochs=2"]), tmp_path)
+    write_manifest(load_sweep(ROOT / "sweeps" / "lambda.yaml", []), tmp_path)
+    assert "warning" not in capsys.readouterr().err
+    write_manifest(load_sweep(ROOT / "sweeps" / "queue.yaml", []), tmp_path)
+    assert "was last written by" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ fair re-run readings (issue 17)
 
 

@@ -68,12 +68,20 @@ def check_folders(sweep: Sweep, folder: Path) -> None:
                              "allowed: the run's own config (move or delete that folder)")
 
 
+def _derived_here(sweep_file: str, folder: Path) -> bool:
+    """A sweep file kept in the results folder itself is one derived from the folder's own
+    study (``make reproduce --sequential`` writes ``results/<study>/sequential.yaml``): taking
+    turns with the study's sweep there is expected, not a second sweep writing into the folder."""
+    return Path(sweep_file).resolve().parent == Path(folder).resolve()
+
+
 def write_manifest(sweep: Sweep, folder: Path) -> None:
     """``sweep.json``: the sweep's name and file, the varied keys and every run's values;
     left as it is (``updated_at`` included) when nothing else in it changes, so rerunning a
     finished sweep writes nothing."""
     old = read_json_file(folder / MANIFEST)
-    if isinstance(old, dict) and old.get("sweep_file") not in (None, sweep.file):
+    if isinstance(old, dict) and old.get("sweep_file") not in (None, sweep.file) \
+            and not _derived_here(old["sweep_file"], folder) and not _derived_here(sweep.file, folder):
         print(f"warning: {folder} was last written by {old['sweep_file']}, now by {sweep.file}", file=sys.stderr)
     manifest = {
         "name": sweep.name,
