@@ -36,8 +36,8 @@ figures:
 	python -m harness.figures
 
 # Every CPU-scale study of the paper (sweeps/<study>.yaml, 3 seeds, then seeds added where a comparison is
-# undecided, up to 10 seeds; 136 minutes on 2 cores measured from empty before the speed-ups of 2026-12-06, about 112
-# estimated after them; budget 160), then the figures and REPRODUCTION.md. Resumes: on finished
+# undecided, up to 10 seeds; 136 minutes on 2 cores from empty on 2026-12-05, about 180 on the slower machine of
+# 2026-12-06 before its preload fix: bench/README.md; budget 160), then the figures and REPRODUCTION.md. Resumes: on finished
 # results it trains nothing.
 reproduce:
 	python -m harness.reproduce --workers 2 --sequential
