@@ -15,6 +15,7 @@ median seconds per run of each variant and the saving.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -66,7 +67,7 @@ def variant(name: str, runs: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = CommandLine(prog="python bench/run_start.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=4)
-    p.add_argument("--variant", choices=list(VARIANTS), help=argparse_hidden())
+    p.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)  # the child interpreter of one variant
     args = p.parse_args(argv)
     if args.variant:  # the child interpreter of one variant
         print(json.dumps(variant(args.variant, args.runs)))
@@ -90,11 +91,6 @@ def main(argv: list[str] | None = None) -> int:
                       "saved_s_per_run": round(med["plugins_only"] - med["now"], 3),
                       "ratio": round(med["plugins_only"] / med["now"], 3), "metrics_bitwise_equal": same}))
     return 0 if same else 1
-
-
-def argparse_hidden():
-    import argparse
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
