@@ -1,4 +1,4 @@
-"""What produced a result: code version, package versions, host and process."""
+"""What produced a result: code version, package versions, the machine's processor, host and process."""
 
 from __future__ import annotations
 
@@ -54,6 +54,38 @@ def package_versions() -> dict:
     out = {name: _version(name) for name in _PACKAGES}
     out["python"] = platform.python_version()
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def machine_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """The processor a run computed on, because it decides the low bits of every number:
+    PyTorch's CPU kernels (oneDNN, MKL) pick their code path by the instruction set and model
+    of the processor, so the same code, packages, config and seed give bitwise the same run on
+    one processor model and runs that differ from the first step at about 1e-4 relative on
+    another (seen between two Intel Xeon models, bench/README.md). ``cpu``: the model name;
+    ``cpu_id``: vendor/family/model/stepping (Linux); ``torch_cpu_capability``: the widest
+    vector instruction set PyTorch dispatches to (e.g. AVX512). A run on a GPU adds ``gpu``, its
+    model name (harness.train)."""
+    info = {"cpu": platform.processor() or None, "cpu_id": None, "arch": platform.machine()}
+    try:
+        fields = {}
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
+        info["cpu"] = fields.get("model name") or info["cpu"]
+        parts = [fields.get(k) for k in ("vendor_id", "cpu family", "model", "stepping")]
+        info["cpu_id"] = "/".join(parts) if all(parts) else None
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except (ImportError, AttributeError):
+        info["torch_cpu_capability"] = None
+    return info
 
 
 def process_info() -> dict:

@@ -35,7 +35,7 @@ from harness import distributed
 from harness.atomic import write_text
 from harness.config import ConfigError, RunConfig, config_from_dict, load_config, run_id
 from harness.datasets import DatasetMissing
-from harness.provenance import code_version, package_versions, process_info
+from harness.provenance import code_version, machine_info, package_versions, process_info
 from harness.run_folder import (
     CHECKPOINT, CONFIG, DATA_FAILURE, DIVERGED, DONE, ERROR, FAILED, FINAL, METRICS, RUNNING, STATUS, NotARunFolder,
     RunFolder, check_run_path, checkpoint_config, clean_temp_files, describe_os_error, load_checkpoint, now,
@@ -206,7 +206,8 @@ def _train(cfg: RunConfig, folder: RunFolder, previous: dict, notices: list[str]
         state="running", started_at=previous.get("started_at", now()), resumed_at=now() if previous else None,
         finished_at=None, reason=None, warnings=None, files=None, seed=cfg.seed,
         world_size=distributed.current().world_size, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
-        code_version=code_version(), packages=package_versions(), notices=None, **process_info(),
+        code_version=code_version(), packages=package_versions(), machine=machine_info(), notices=None,
+        **process_info(),
     )
     trainer, trackers, last = None, [], {}
     try:
@@ -218,6 +219,10 @@ def _train(cfg: RunConfig, folder: RunFolder, previous: dict, notices: list[str]
             folder.update_status(notices=notices)
         plan.tell(checkpoint=resumed.name)
         trainer = Trainer(cfg, folder.path)
+        if trainer.device.type == "cuda":  # the GPU model decides the low bits as the CPU's does
+            import torch
+
+            folder.update_status(machine={**machine_info(), "gpu": torch.cuda.get_device_name(trainer.device)})
         if resumed.state is not None:
             trainer.load_state_dict(resumed.state)
         trackers = build_trackers(cfg, folder.path, trainer.epoch)

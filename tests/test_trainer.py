@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -83,6 +84,9 @@ def test_run_folder_contents(tmp_path, tiny_tree):
     status = read_status(run)
     assert status["state"] == "done" and status["epoch"] == 4 and status["step"] == 4 * (160 // 32)
     assert status["packages"]["torch"] and "git_commit" in status["code_version"]
+    # the processor is recorded: it decides the low bits of every number (harness.provenance)
+    assert status["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert status["machine"]["arch"] == platform.machine() and status["machine"]["cpu"]
     rows = read_jsonl(run / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert all({"loss", "recon", "reg", "lr", "step"} <= set(r) for r in rows)
@@ -280,3 +284,16 @@ def test_a_failure_reason_keeps_type_and_message(tmp_path, tiny_tree, monkeypatc
     monkeypatch.setattr(Trainer, "train_step", full)
     assert train_run(config_from_dict(tiny_tree), tmp_path / "run2") == "failed"
     assert read_status(tmp_path / "run2")["reason"] == "OSError: /results/x: no space left on device"
+
+
+def test_machine_info_reads_the_first_processor(tmp_path):
+    from harness.provenance import machine_info
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\n"
+                       "model name\t: Intel(R) Xeon(R) Processor\nstepping\t: 2\n\n"
+                       "processor\t: 1\nvendor_id\t: Other\nmodel name\t: Not this one\n")
+    info = machine_info(cpuinfo)
+    assert info["cpu"] == "Intel(R) Xeon(R) Processor" and info["cpu_id"] == "GenuineIntel/6/207/2"
+    # no /proc/cpuinfo (macOS): the platform's name, no id
+    assert machine_info(tmp_path / "missing")["cpu_id"] is None
