@@ -36,8 +36,8 @@ figures:
 	python -m harness.figures
 
 # Every CPU-scale study of the paper (sweeps/<study>.yaml, 3 seeds, then seeds added where a comparison is
-# undecided, up to 10 seeds; 136 minutes on 2 cores from empty on 2026-12-05, about 180 on the slower machine of
-# 2026-12-06 before its preload fix: bench/README.md; budget 160), then the figures and REPRODUCTION.md. Resumes: on finished
-# results it trains nothing.
+# undecided, up to 10 seeds), then the figures and REPRODUCTION.md. From empty on 2 cores: 136 minutes on
+# 2026-12-05, about 180 on the slower machine of 2026-12-06 before its preload fix, 159 on an Intel Xeon
+# model 207 after it (bench/README.md); budget 160. Resumes: on finished results it trains nothing.
 reproduce:
 	python -m harness.reproduce --workers 2 --sequential
