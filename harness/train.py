@@ -30,6 +30,8 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
+
 from harness.errors import CommandLine
 from harness import distributed
 from harness.atomic import write_text
@@ -220,8 +222,6 @@ def _train(cfg: RunConfig, folder: RunFolder, previous: dict, notices: list[str]
         plan.tell(checkpoint=resumed.name)
         trainer = Trainer(cfg, folder.path)
         if trainer.device.type == "cuda":  # the GPU model decides the low bits as the CPU's does
-            import torch
-
             folder.update_status(machine={**machine_info(), "gpu": torch.cuda.get_device_name(trainer.device)})
         if resumed.state is not None:
             trainer.load_state_dict(resumed.state)
